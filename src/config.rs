@@ -1,0 +1,779 @@
+//! Configuration: the TOML file plus `TOLLGATE_*` environment variables (environment wins),
+//! parsed into typed values and validated before anything binds a socket.
+//!
+//! Loading takes its sources as arguments ([`Config::load`]), so tests never touch the
+//! process environment. Every problem is collected and reported together, each naming its key.
+//!
+//! The file is read with the `toml` crate rather than a layered-config crate: claim names
+//! such as `https://example.com/tier` contain dots, which such crates read as key paths.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::policy::{HostPattern, PathMatch, Route};
+use crate::refusal::{ChallengeSettings, DpopMode};
+
+/// Access-token algorithms tollgate can verify. HMAC and `none` are absent on purpose:
+/// a verifier that holds only public keys must never accept them (RFC 8725 §3.1).
+pub const TOKEN_ALGORITHMS: &[&str] =
+    &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+
+/// DPoP proof algorithms (RFC 9449 §4.3 step 5: asymmetric only).
+pub const PROOF_ALGORITHMS: &[&str] = &["ES256", "ES384", "EdDSA", "RS256", "PS256"];
+
+/// The gateway that calls tollgate; only its headers describe the original request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Gateway {
+    Nginx,
+    IngressNginx,
+    Traefik,
+    Caddy,
+    Envoy,
+}
+
+/// What happens when no route matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultAction {
+    /// A valid token is enough.
+    #[default]
+    Authenticated,
+    /// Refuse with 403.
+    Deny,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub default: DefaultAction,
+    pub issuer: IssuerConfig,
+    pub dpop: DpopConfig,
+    pub proxy: ProxyConfig,
+    pub errors: ErrorsConfig,
+    pub routes: Vec<Route>,
+    pub log: LogConfig,
+    pub cache: CacheConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    /// The exact issuer identifier; a token's `iss` must equal it.
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    /// Seconds of clock skew allowed on `exp` and `nbf`.
+    pub leeway: i64,
+    pub required_claims: Vec<String>,
+}
+
+impl IssuerConfig {
+    /// `{issuer}.well-known/openid-configuration` (OpenID Connect Discovery 1.0 §4).
+    pub fn discovery_url(&self) -> String {
+        format!("{}/.well-known/openid-configuration", self.issuer.trim_end_matches('/'))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DpopConfig {
+    pub mode: DpopMode,
+    pub algorithms: Vec<String>,
+    pub iat_leeway: i64,
+    pub iat_offset: i64,
+    pub replay_store: String,
+    pub nonce: bool,
+    pub nonce_secret: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub gateway: Gateway,
+    pub trusted: Vec<IpNet>,
+    pub forwarded_prefix: bool,
+    pub public_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ErrorsConfig {
+    pub invalid_request_status: http::StatusCode,
+    pub realm: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// Most verified tokens kept; 0 turns the cache off.
+    pub max_tokens: usize,
+}
+
+impl Config {
+    /// Loads from TOML text and an environment map; environment values win.
+    pub fn load(toml_text: &str, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let mut table: toml::Table = toml_text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::single("file", e.message().to_string()))?;
+        apply_env(&mut table, env)?;
+        let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| ConfigError::single(&path_name(e.path()), e.inner().to_string()))?;
+        raw.validate()
+    }
+
+    /// Loads from a file path and the process environment.
+    pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::single("file", format!("cannot read {}: {e}", path.display())))?;
+        Config::load(&text, &std::env::vars().collect())
+    }
+
+    /// What challenges need to know about this deployment.
+    pub fn challenge_settings(&self) -> ChallengeSettings {
+        ChallengeSettings {
+            realm: self.errors.realm.clone(),
+            dpop: self.dpop.mode,
+            dpop_algs: self.dpop.algorithms.join(" "),
+            invalid_request_status: self.errors.invalid_request_status,
+        }
+    }
+}
+
+/// A readable summary of a validated config, for `tollgate check`.
+pub fn describe(config: &Config) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let i = &config.issuer;
+    let _ = writeln!(out, "listen            {}", config.listen);
+    let _ = writeln!(out, "issuer            {}", i.issuer);
+    let _ = writeln!(out, "discovery         {}", i.discovery_url());
+    let _ = writeln!(out, "audiences         {}", i.audiences.join(", "));
+    let algs: Vec<String> = i.algorithms.iter().map(|a| format!("{a:?}")).collect();
+    let _ = writeln!(out, "algorithms        {}", algs.join(", "));
+    let _ = writeln!(out, "leeway            {} s", i.leeway);
+    let _ = writeln!(out, "dpop              {:?}, proofs {}", config.dpop.mode, config.dpop.algorithms.join(" "));
+    let _ = writeln!(out, "gateway           {:?} (only its headers are read)", config.proxy.gateway);
+    let trusted: Vec<String> = config.proxy.trusted.iter().map(ToString::to_string).collect();
+    let _ = writeln!(out, "trusted peers     {}", trusted.join(", "));
+    let _ = writeln!(out, "invalid_request   {}", config.errors.invalid_request_status.as_u16());
+    let _ = writeln!(out, "default           {:?}", config.default);
+    for (n, r) in config.routes.iter().enumerate() {
+        let _ = writeln!(out, "route {n:<11} {}", crate::policy::describe(r));
+    }
+    out
+}
+
+fn path_name(path: &serde_path_to_error::Path) -> String {
+    let text = path.to_string();
+    if text == "." { "config".into() } else { text }
+}
+
+/// Every problem found in a configuration, each naming its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn single(key: &str, message: String) -> Self {
+        ConfigError { problems: vec![Problem { key: key.into(), message }] }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for p in &self.problems {
+            writeln!(f, "  {}: {}", p.key, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Kinds of values that can come from the environment.
+#[derive(Clone, Copy)]
+enum EnvKind {
+    Str,
+    Bool,
+    Int,
+    List,
+    /// A string, or a list when it contains commas.
+    StrOrList,
+}
+
+/// Keys settable from the environment, as `TOLLGATE_A__B` for `a.b`.
+const ENV_KEYS: &[(&str, EnvKind)] = &[
+    ("listen", EnvKind::Str),
+    ("default", EnvKind::Str),
+    ("issuer.domain", EnvKind::Str),
+    ("issuer.url", EnvKind::Str),
+    ("issuer.audience", EnvKind::StrOrList),
+    ("issuer.algorithms", EnvKind::List),
+    ("issuer.leeway", EnvKind::Int),
+    ("issuer.required_claims", EnvKind::List),
+    ("dpop.enabled", EnvKind::Bool),
+    ("dpop.required", EnvKind::Bool),
+    ("dpop.algorithms", EnvKind::List),
+    ("dpop.iat_leeway", EnvKind::Int),
+    ("dpop.iat_offset", EnvKind::Int),
+    ("dpop.replay_store", EnvKind::Str),
+    ("dpop.nonce", EnvKind::Bool),
+    ("dpop.nonce_secret", EnvKind::Str),
+    ("proxy.gateway", EnvKind::Str),
+    ("proxy.trusted", EnvKind::List),
+    ("proxy.forwarded_prefix", EnvKind::Bool),
+    ("proxy.public_origins", EnvKind::List),
+    ("errors.invalid_request_status", EnvKind::Int),
+    ("errors.realm", EnvKind::Str),
+    ("log.format", EnvKind::Str),
+    ("log.level", EnvKind::Str),
+    ("cache.max_tokens", EnvKind::Int),
+];
+
+/// Overlays `TOLLGATE_*`, `AUTH0_DOMAIN` and `AUTH0_AUDIENCE` onto the file's table.
+fn apply_env(table: &mut toml::Table, env: &HashMap<String, String>) -> Result<(), ConfigError> {
+    let mut problems = Vec::new();
+    let mut vars: Vec<(&String, &String)> = env.iter().collect();
+    vars.sort();
+    for (name, value) in vars {
+        let key = match name.as_str() {
+            "AUTH0_DOMAIN" => "issuer.domain".to_string(),
+            "AUTH0_AUDIENCE" => "issuer.audience".to_string(),
+            _ => match name.strip_prefix("TOLLGATE_") {
+                Some(rest) => rest.to_ascii_lowercase().replace("__", "."),
+                None => continue,
+            },
+        };
+        let Some((_, kind)) = ENV_KEYS.iter().find(|(k, _)| *k == key) else {
+            problems.push(Problem { key: name.clone(), message: "unknown setting".into() });
+            continue;
+        };
+        match env_value(value, *kind) {
+            Ok(v) => set_path(table, &key, v),
+            Err(message) => problems.push(Problem { key: name.clone(), message }),
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(ConfigError { problems }) }
+}
+
+fn env_value(value: &str, kind: EnvKind) -> Result<toml::Value, String> {
+    let list = |v: &str| {
+        toml::Value::Array(
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.into()))
+                .collect(),
+        )
+    };
+    match kind {
+        EnvKind::Str => Ok(toml::Value::String(value.into())),
+        EnvKind::Bool => match value {
+            "true" => Ok(toml::Value::Boolean(true)),
+            "false" => Ok(toml::Value::Boolean(false)),
+            _ => Err("expected true or false".into()),
+        },
+        EnvKind::Int => value
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| "expected an integer".into()),
+        EnvKind::List => Ok(list(value)),
+        EnvKind::StrOrList if value.contains(',') => Ok(list(value)),
+        EnvKind::StrOrList => Ok(toml::Value::String(value.into())),
+    }
+}
+
+fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts.pop().unwrap_or(key);
+    let mut current = table;
+    for part in parts {
+        let entry = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(next) = entry else { return };
+        current = next;
+    }
+    current.insert(last.to_string(), value);
+}
+
+// ---------------------------------------------------------------------------------------
+// The file as written; `validate` turns it into `Config`.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_listen")]
+    listen: String,
+    #[serde(default)]
+    default: DefaultAction,
+    issuer: RawIssuer,
+    #[serde(default)]
+    dpop: RawDpop,
+    proxy: RawProxy,
+    #[serde(default)]
+    errors: RawErrors,
+    #[serde(default)]
+    routes: Vec<RawRoute>,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    cache: RawCache,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIssuer {
+    domain: Option<String>,
+    url: Option<String>,
+    audience: Option<OneOrMany>,
+    #[serde(default = "default_token_algorithms")]
+    algorithms: Vec<String>,
+    #[serde(default)]
+    leeway: i64,
+    #[serde(default)]
+    required_claims: Vec<String>,
+}
+
+fn default_token_algorithms() -> Vec<String> {
+    vec!["RS256".into()]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDpop {
+    enabled: bool,
+    required: bool,
+    algorithms: Vec<String>,
+    iat_leeway: i64,
+    iat_offset: i64,
+    replay_store: String,
+    nonce: bool,
+    nonce_secret: Option<String>,
+}
+
+impl Default for RawDpop {
+    fn default() -> Self {
+        RawDpop {
+            enabled: true,
+            required: false,
+            algorithms: vec!["ES256".into()],
+            iat_leeway: 30,
+            iat_offset: 300,
+            replay_store: "memory".into(),
+            nonce: false,
+            nonce_secret: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxy {
+    gateway: Option<String>,
+    #[serde(default = "default_trusted")]
+    trusted: Vec<String>,
+    #[serde(default)]
+    forwarded_prefix: bool,
+    #[serde(default)]
+    public_origins: Vec<String>,
+}
+
+fn default_trusted() -> Vec<String> {
+    vec!["127.0.0.1/32".into(), "::1/128".into()]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawErrors {
+    invalid_request_status: u16,
+    realm: String,
+}
+
+impl Default for RawErrors {
+    fn default() -> Self {
+        RawErrors { invalid_request_status: 400, realm: "api".into() }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    host: Option<String>,
+    path_prefix: Option<String>,
+    path: Option<String>,
+    methods: Option<Vec<String>>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    any_scopes: Vec<String>,
+    #[serde(default)]
+    public: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    format: LogFormat,
+    level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawCache {
+    max_tokens: usize,
+}
+
+impl Default for RawCache {
+    fn default() -> Self {
+        RawCache { max_tokens: 100_000 }
+    }
+}
+
+/// Collects problems while validating.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem { key: key.into(), message: message.into() });
+    }
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let mut p = Problems::default();
+        let listen = self.listen.parse().unwrap_or_else(|_| {
+            p.add("listen", format!("not an address such as 127.0.0.1:8080: {:?}", self.listen));
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+        let issuer = self.issuer.validate(&mut p);
+        let dpop = self.dpop.validate(&mut p);
+        let proxy = self.proxy.validate(&mut p);
+        let errors = self.errors.validate(&mut p);
+        let routes = self
+            .routes
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| r.validate(&format!("routes[{i}]"), &mut p))
+            .collect();
+        let log = LogConfig { format: self.log.format, level: self.log.level };
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log.level) {
+            p.add("log.level", format!("not a log filter: {e}"));
+        }
+        let cache = CacheConfig { max_tokens: self.cache.max_tokens };
+        if p.0.is_empty() {
+            Ok(Config { listen, default: self.default, issuer, dpop, proxy, errors, routes, log, cache })
+        } else {
+            Err(ConfigError { problems: p.0 })
+        }
+    }
+}
+
+impl RawIssuer {
+    fn validate(self, p: &mut Problems) -> IssuerConfig {
+        let issuer = match (&self.domain, &self.url) {
+            (Some(_), Some(_)) => {
+                p.add("issuer", "set either domain or url, not both");
+                String::new()
+            }
+            (None, None) => {
+                p.add("issuer", "set domain (e.g. TENANT.auth0.com) or url (AUTH0_DOMAIN also works)");
+                String::new()
+            }
+            (Some(domain), None) => issuer_from_domain(domain, p),
+            (None, Some(url)) => issuer_from_url(url, p),
+        };
+        let audiences = match self.audience {
+            None => {
+                p.add("issuer.audience", "required: the API identifier tokens must be issued for");
+                vec![]
+            }
+            Some(OneOrMany::One(a)) => vec![a],
+            Some(OneOrMany::Many(list)) => list,
+        };
+        if audiences.is_empty() || audiences.iter().any(|a| a.trim().is_empty()) {
+            p.add("issuer.audience", "must not be empty");
+        }
+        let algorithms = self
+            .algorithms
+            .iter()
+            .filter_map(|name| token_algorithm(name, p))
+            .collect::<Vec<_>>();
+        if self.algorithms.is_empty() {
+            p.add("issuer.algorithms", "must list at least one algorithm");
+        }
+        if !(0..=300).contains(&self.leeway) {
+            p.add("issuer.leeway", "must be between 0 and 300 seconds");
+        }
+        IssuerConfig {
+            issuer,
+            audiences,
+            algorithms,
+            leeway: self.leeway,
+            required_claims: self.required_claims,
+        }
+    }
+}
+
+fn token_algorithm(name: &str, p: &mut Problems) -> Option<jsonwebtoken::Algorithm> {
+    if !TOKEN_ALGORITHMS.contains(&name) {
+        p.add(
+            "issuer.algorithms",
+            format!("{name:?} is not allowed; choose from {}", TOKEN_ALGORITHMS.join(", ")),
+        );
+        return None;
+    }
+    name.parse().ok()
+}
+
+fn issuer_from_domain(domain: &str, p: &mut Problems) -> String {
+    let valid = !domain.is_empty()
+        && domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+    if !valid {
+        p.add("issuer.domain", format!("not a host name such as TENANT.auth0.com: {domain:?}"));
+    }
+    format!("https://{domain}/")
+}
+
+fn issuer_from_url(text: &str, p: &mut Problems) -> String {
+    match url::Url::parse(text) {
+        Ok(u)
+            if matches!(u.scheme(), "https" | "http")
+                && u.host().is_some()
+                && u.query().is_none()
+                && u.fragment().is_none()
+                && u.username().is_empty() =>
+        {
+            text.to_string()
+        }
+        Ok(_) => {
+            p.add("issuer.url", format!("must be an http(s) URL without query, fragment or user: {text:?}"));
+            String::new()
+        }
+        Err(e) => {
+            p.add("issuer.url", format!("not a URL ({e}): {text:?}"));
+            String::new()
+        }
+    }
+}
+
+impl RawDpop {
+    fn validate(self, p: &mut Problems) -> DpopConfig {
+        let mode = match (self.enabled, self.required) {
+            (false, true) => {
+                p.add("dpop.required", "cannot be true while dpop.enabled is false");
+                DpopMode::Disabled
+            }
+            (false, false) => DpopMode::Disabled,
+            (true, false) => DpopMode::Allowed,
+            (true, true) => DpopMode::Required,
+        };
+        for alg in &self.algorithms {
+            if !PROOF_ALGORITHMS.contains(&alg.as_str()) {
+                p.add(
+                    "dpop.algorithms",
+                    format!("{alg:?} is not allowed; choose from {}", PROOF_ALGORITHMS.join(", ")),
+                );
+            }
+        }
+        if self.algorithms.is_empty() {
+            p.add("dpop.algorithms", "must list at least one algorithm");
+        }
+        if !(0..=300).contains(&self.iat_leeway) {
+            p.add("dpop.iat_leeway", "must be between 0 and 300 seconds");
+        }
+        if !(1..=3600).contains(&self.iat_offset) {
+            p.add("dpop.iat_offset", "must be between 1 and 3600 seconds");
+        }
+        if self.replay_store != "memory" && !self.replay_store.starts_with("redis://") {
+            p.add("dpop.replay_store", "must be \"memory\" or a redis://HOST:PORT/DB URL");
+        }
+        if self.nonce && self.nonce_secret.as_deref().is_none_or(|s| s.len() < 32) {
+            p.add("dpop.nonce_secret", "required with dpop.nonce: at least 32 characters, the same on every replica");
+        }
+        DpopConfig {
+            mode,
+            algorithms: self.algorithms,
+            iat_leeway: self.iat_leeway,
+            iat_offset: self.iat_offset,
+            replay_store: self.replay_store,
+            nonce: self.nonce,
+            nonce_secret: self.nonce_secret,
+        }
+    }
+}
+
+impl RawProxy {
+    fn validate(self, p: &mut Problems) -> ProxyConfig {
+        let gateway = match self.gateway.as_deref() {
+            Some("nginx") => Gateway::Nginx,
+            Some("ingress-nginx") => Gateway::IngressNginx,
+            Some("traefik") => Gateway::Traefik,
+            Some("caddy") => Gateway::Caddy,
+            Some("envoy") => Gateway::Envoy,
+            other => {
+                let problem = match other {
+                    None => "required: the gateway that calls tollgate".to_string(),
+                    Some(g) => format!("unknown gateway {g:?}"),
+                };
+                p.add("proxy.gateway", format!("{problem} (nginx, ingress-nginx, traefik, caddy or envoy)"));
+                Gateway::Nginx
+            }
+        };
+        let trusted = self
+            .trusted
+            .iter()
+            .filter_map(|cidr| match cidr.parse::<IpNet>() {
+                Ok(net) => Some(net),
+                Err(_) => match cidr.parse::<std::net::IpAddr>() {
+                    Ok(ip) => Some(IpNet::from(ip)),
+                    Err(_) => {
+                        p.add("proxy.trusted", format!("not a CIDR such as 10.0.0.0/8: {cidr:?}"));
+                        None
+                    }
+                },
+            })
+            .collect();
+        for origin in &self.public_origins {
+            if crate::gateway::parse_origin(origin).is_none() {
+                p.add("proxy.public_origins", format!("not an origin such as https://api.example.com: {origin:?}"));
+            }
+        }
+        ProxyConfig {
+            gateway,
+            trusted,
+            forwarded_prefix: self.forwarded_prefix,
+            public_origins: self.public_origins,
+        }
+    }
+}
+
+impl RawErrors {
+    fn validate(self, p: &mut Problems) -> ErrorsConfig {
+        let invalid_request_status = match self.invalid_request_status {
+            400 => http::StatusCode::BAD_REQUEST,
+            401 => http::StatusCode::UNAUTHORIZED,
+            other => {
+                p.add("errors.invalid_request_status", format!("must be 400 or 401, not {other}"));
+                http::StatusCode::BAD_REQUEST
+            }
+        };
+        if self.realm.is_empty() || !self.realm.bytes().all(is_quoted_text) {
+            p.add("errors.realm", "must be printable ASCII without '\"' or '\\'");
+        }
+        ErrorsConfig { invalid_request_status, realm: self.realm }
+    }
+}
+
+/// RFC 6750 §3: characters allowed inside a challenge's quoted values.
+fn is_quoted_text(b: u8) -> bool {
+    matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)
+}
+
+/// RFC 6749 §3.3 scope-token characters.
+fn is_scope_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+}
+
+impl RawRoute {
+    fn validate(self, key: &str, p: &mut Problems) -> Route {
+        let host = self.host.as_deref().and_then(|h| {
+            let parsed = HostPattern::parse(h);
+            if parsed.is_none() {
+                p.add(format!("{key}.host"), format!("not a host or *.domain pattern: {h:?}"));
+            }
+            parsed
+        });
+        let path = match (self.path_prefix, self.path) {
+            (Some(_), Some(_)) => {
+                p.add(key, "set path_prefix or path, not both");
+                PathMatch::Any
+            }
+            (Some(prefix), None) => checked_path(prefix, &format!("{key}.path_prefix"), p, PathMatch::Prefix),
+            (None, Some(exact)) => checked_path(exact, &format!("{key}.path"), p, PathMatch::Exact),
+            (None, None) => PathMatch::Any,
+        };
+        let methods = self.methods.map(|methods| {
+            for m in &methods {
+                if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
+                    p.add(format!("{key}.methods"), format!("methods are upper-case tokens such as GET: {m:?}"));
+                }
+            }
+            methods
+        });
+        for scope in self.scopes.iter().chain(&self.any_scopes) {
+            if !is_scope_token(scope) {
+                p.add(format!("{key}.scopes"), format!("not a scope token: {scope:?}"));
+            }
+        }
+        if self.public && !(self.scopes.is_empty() && self.any_scopes.is_empty()) {
+            p.add(key, "a public route cannot require scopes");
+        }
+        Route {
+            host,
+            path,
+            methods,
+            scopes: self.scopes,
+            any_scopes: self.any_scopes,
+            public: self.public,
+        }
+    }
+}
+
+fn checked_path(path: String, key: &str, p: &mut Problems, make: fn(String) -> PathMatch) -> PathMatch {
+    if !path.starts_with('/') {
+        p.add(key, format!("must start with '/': {path:?}"));
+    } else if crate::gateway::normalize_path(&path).as_deref() != Ok(path.as_str()) {
+        p.add(key, format!("must be a normalized path (no dot segments, '//' or escapes): {path:?}"));
+    }
+    make(path)
+}
+
+#[cfg(test)]
+mod tests;

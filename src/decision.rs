@@ -1,0 +1,144 @@
+//! `decide`: the one function that runs the stages in order and returns Allow or Refusal,
+//! and [`Checker::check`], which adds the logging and counting and the wire answer.
+//!
+//! The order is deliberate: the original request first (a misconfigured gateway must fail
+//! loudly before anything else), then the route (public routes need no token), then the
+//! credentials' framing, then the token (cached or verified), then binding and scopes.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::allow::Allow;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::credentials::{self, Credentials};
+use crate::gateway::{self, CheckRequest};
+use crate::issuer::Issuer;
+use crate::metrics::Metrics;
+use crate::policy::{self, Policy, Requirement};
+use crate::refusal::{self, Answer, ChallengeSettings, Reason, Refusal};
+use crate::token::{self, VerifiedToken};
+use crate::token_cache::TokenCache;
+
+/// Everything a check needs, shared by all requests.
+pub struct Checker {
+    config: Config,
+    policy: Policy,
+    challenge: ChallengeSettings,
+    issuer: Arc<Issuer>,
+    cache: Arc<TokenCache>,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Checker {
+    pub fn new(config: Config, issuer: Arc<Issuer>, cache: Arc<TokenCache>, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Self {
+        Checker {
+            policy: Policy::new(config.routes.clone(), config.default),
+            challenge: config.challenge_settings(),
+            config,
+            issuer,
+            cache,
+            metrics,
+            clock,
+        }
+    }
+
+    /// A checker with fresh state for `config`; call [`Issuer::run`] to load the keys.
+    pub fn from_config(config: Config, timings: crate::issuer::Timings, clock: Arc<dyn Clock>) -> Arc<Self> {
+        let metrics = Arc::new(Metrics::new());
+        let cache = Arc::new(TokenCache::new(config.cache.max_tokens));
+        let issuer = Arc::new(Issuer::new(config.issuer.clone(), timings, cache.clone(), metrics.clone()));
+        Arc::new(Checker::new(config, issuer, cache, metrics, clock))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn issuer(&self) -> &Arc<Issuer> {
+        &self.issuer
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn cache(&self) -> &Arc<TokenCache> {
+        &self.cache
+    }
+
+    /// Decides, logs, counts, and answers.
+    pub async fn check(&self, request: &CheckRequest) -> Answer {
+        let started = Instant::now();
+        let decision = self.decide(request).await;
+        self.metrics.check_duration.observe(started.elapsed().as_secs_f64());
+        match decision {
+            Ok(allow) => {
+                self.metrics.checks.with_label_values(&["allow", "none"]).inc();
+                allow.respond()
+            }
+            Err(refusal) => {
+                let reason = refusal.reason();
+                let outcome = if matches!(reason, Reason::NoIssuerKeys | Reason::GatewayHeadersMissing) { "error" } else { "deny" };
+                self.metrics.checks.with_label_values(&[outcome, reason.label()]).inc();
+                if *reason == Reason::GatewayHeadersMissing {
+                    tracing::error!(gateway = ?self.config.proxy.gateway, peer = %request.peer,
+                        "a trusted peer sent a check without its gateway's method or URI header: the gateway is misconfigured");
+                } else {
+                    tracing::debug!(reason = reason.label(), peer = %request.peer, "check refused");
+                }
+                refusal::respond(&refusal, &self.challenge)
+            }
+        }
+    }
+
+    /// Runs the pipeline. No logging, no counting: a plain function of the request.
+    pub async fn decide(&self, request: &CheckRequest) -> Result<Allow, Refusal> {
+        let original = gateway::original_request(&self.config.proxy, request)?;
+        let route = match self.policy.route(&original) {
+            Requirement::Public => return Ok(Allow::Anonymous),
+            Requirement::Deny => return Err(Reason::NoRouteAllows.into()),
+            Requirement::Token(route) => route,
+        };
+        let credentials = credentials::extract(&request.headers)?;
+        credentials::admit(&credentials, self.config.dpop.mode)?;
+        let scheme = credentials.scheme();
+        let refuse = |reason: Reason| Refusal::new(reason).with_scheme(Some(scheme));
+        let token = self.verified_token(credentials.token()).await.map_err(refuse)?;
+        match credentials {
+            // RFC 9449 §7.2: a bound token must never work as a bearer token.
+            Credentials::Bearer { .. } if token.jkt().is_some() => return Err(refuse(Reason::BoundTokenAsBearer)),
+            Credentials::Bearer { .. } => {}
+            Credentials::DPoP { .. } => return Err(refuse(Reason::DpopProofUnsupported)),
+        }
+        policy::check(route, &token).map_err(refuse)?;
+        Ok(Allow::Token { scheme, token })
+    }
+
+    /// The verified token, from the cache or by verifying it (with one rate-limited
+    /// refetch of the issuer keys on an unknown `kid`).
+    async fn verified_token(&self, raw: &str) -> Result<Arc<VerifiedToken>, Reason> {
+        if raw.len() > token::MAX_TOKEN_LEN {
+            return Err(Reason::TokenTooLarge);
+        }
+        let now = self.clock.now();
+        let leeway = self.config.issuer.leeway;
+        if let Some(hit) = self.cache.get(raw, now, leeway) {
+            self.metrics.token_cache_hits.inc();
+            return Ok(hit);
+        }
+        self.metrics.token_cache_misses.inc();
+        let keys = self.issuer.keys().ok_or(Reason::NoIssuerKeys)?;
+        let verified = match token::verify(raw, &keys, &self.config.issuer, now) {
+            Err(Reason::UnknownKey) if self.issuer.refetch_for_unknown_kid().await => {
+                let keys = self.issuer.keys().ok_or(Reason::NoIssuerKeys)?;
+                token::verify(raw, &keys, &self.config.issuer, now)
+            }
+            other => other,
+        }?;
+        let verified = Arc::new(verified);
+        self.cache.insert(raw, verified.clone());
+        Ok(verified)
+    }
+}

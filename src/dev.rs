@@ -1,0 +1,177 @@
+//! A development issuer on loopback: its own keys, OIDC discovery and JWKS, and a way to
+//! mint tokens. `tollgate dev` runs the sidecar against it so a newcomer sees tollgate work
+//! with no tenant; the behaviour tests use the same signer to make their tokens.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
+use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair as _};
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::jws;
+
+/// A private signing key with its key id. RSA signs RS256 and PS256; P-256 signs ES256.
+pub struct SigningKey {
+    kid: String,
+    pair: Pair,
+}
+
+enum Pair {
+    Rsa(RsaKeyPair),
+    P256(EcdsaKeyPair),
+}
+
+/// Why a key could not be made or used.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("key generation failed")]
+    KeyGeneration,
+    #[error("algorithm {0} does not fit this key")]
+    WrongAlgorithm(String),
+    #[error("signing failed")]
+    Signing,
+}
+
+impl SigningKey {
+    /// A fresh 2048-bit RSA key.
+    pub fn rsa(kid: &str) -> Result<Self, SignError> {
+        let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| SignError::KeyGeneration)?;
+        Ok(SigningKey { kid: kid.into(), pair: Pair::Rsa(pair) })
+    }
+
+    /// A fresh P-256 key.
+    pub fn p256(kid: &str) -> Result<Self, SignError> {
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+            .map_err(|_| SignError::KeyGeneration)?;
+        let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+            .map_err(|_| SignError::KeyGeneration)?;
+        Ok(SigningKey { kid: kid.into(), pair: Pair::P256(pair) })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The algorithm this key signs with by default.
+    pub fn default_alg(&self) -> &'static str {
+        match self.pair {
+            Pair::Rsa(_) => "RS256",
+            Pair::P256(_) => "ES256",
+        }
+    }
+
+    /// The public JWK, with `kid`, `use` and no `alg` (so RSA serves RS256 and PS256).
+    pub fn public_jwk(&self) -> Value {
+        let mut jwk = self.thumbprint_members();
+        jwk["kid"] = json!(self.kid);
+        jwk["use"] = json!("sig");
+        jwk
+    }
+
+    /// The required public members only (RFC 7638 §3.2), e.g. for a DPoP proof's `jwk`.
+    pub fn thumbprint_members(&self) -> Value {
+        match &self.pair {
+            Pair::Rsa(pair) => {
+                let public = pair.public_key();
+                json!({
+                    "kty": "RSA",
+                    "n": jws::encode(public.modulus().big_endian_without_leading_zero()),
+                    "e": jws::encode(public.exponent().big_endian_without_leading_zero()),
+                })
+            }
+            Pair::P256(pair) => {
+                let point = pair.public_key().as_ref();
+                json!({
+                    "kty": "EC",
+                    "crv": "P-256",
+                    "x": jws::encode(&point[1..33]),
+                    "y": jws::encode(&point[33..65]),
+                })
+            }
+        }
+    }
+
+    /// Signs `message` with `alg`.
+    pub fn sign(&self, alg: &str, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        let rng = SystemRandom::new();
+        match (&self.pair, alg) {
+            (Pair::Rsa(pair), "RS256" | "PS256") => {
+                let padding: &'static dyn signature::RsaEncoding =
+                    if alg == "RS256" { &signature::RSA_PKCS1_SHA256 } else { &signature::RSA_PSS_SHA256 };
+                let mut sig = vec![0; pair.public_modulus_len()];
+                pair.sign(padding, &rng, message, &mut sig).map_err(|_| SignError::Signing)?;
+                Ok(sig)
+            }
+            (Pair::P256(pair), "ES256") => {
+                pair.sign(&rng, message).map(|s| s.as_ref().to_vec()).map_err(|_| SignError::Signing)
+            }
+            _ => Err(SignError::WrongAlgorithm(alg.into())),
+        }
+    }
+
+    /// A compact JWS of `header` and `payload` as given (the header's `alg` is used as is).
+    pub fn sign_jws(&self, header: &Value, payload: &Value) -> Result<String, SignError> {
+        let alg = header.get("alg").and_then(Value::as_str).unwrap_or(self.default_alg());
+        let signing_input = format!("{}.{}", jws::encode(header.to_string().as_bytes()), jws::encode(payload.to_string().as_bytes()));
+        let sig = self.sign(alg, signing_input.as_bytes())?;
+        Ok(format!("{signing_input}.{}", jws::encode(&sig)))
+    }
+}
+
+/// A running development issuer.
+pub struct DevIssuer {
+    issuer: String,
+    key: SigningKey,
+    jwks: Arc<RwLock<Value>>,
+}
+
+impl DevIssuer {
+    /// Starts serving discovery and JWKS on `127.0.0.1` at a free port.
+    pub async fn start() -> std::io::Result<DevIssuer> {
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let issuer = format!("http://{}/", listener.local_addr()?);
+        let key = SigningKey::rsa("dev-1").map_err(std::io::Error::other)?;
+        let jwks = Arc::new(RwLock::new(json!({ "keys": [key.public_jwk()] })));
+        let discovery = json!({ "issuer": issuer, "jwks_uri": format!("{issuer}.well-known/jwks.json") });
+        let app = Router::new()
+            .route("/.well-known/openid-configuration", get(move || async move { Json(discovery) }))
+            .route("/.well-known/jwks.json", get(|State(jwks): State<Arc<RwLock<Value>>>| async move {
+                Json(jwks.read().map(|j| j.clone()).unwrap_or_default())
+            }))
+            .with_state(jwks.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(DevIssuer { issuer, key, jwks })
+    }
+
+    /// The issuer identifier (`http://127.0.0.1:PORT/`).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    /// The JWKS served, for inspection.
+    pub fn jwks(&self) -> Value {
+        self.jwks.read().map(|j| j.clone()).unwrap_or_default()
+    }
+
+    /// An RS256 access token (RFC 9068 shape) for `audience`, valid for `ttl` seconds.
+    pub fn mint(&self, audience: &str, subject: &str, scope: &str, now: i64, ttl: i64) -> Result<String, SignError> {
+        let header = json!({ "alg": "RS256", "typ": "at+jwt", "kid": self.key.kid() });
+        let payload = json!({
+            "iss": self.issuer, "aud": audience, "sub": subject, "scope": scope,
+            "iat": now, "exp": now + ttl, "client_id": "tollgate-dev", "jti": format!("dev-{now}-{subject}"),
+        });
+        self.key.sign_jws(&header, &payload)
+    }
+}

@@ -1,0 +1,308 @@
+//! The gateway dialects: rebuilds the original request (method, scheme, host, path) from
+//! the headers of the one gateway named by `proxy.gateway`. The only reader of
+//! `X-Original-*` and `X-Forwarded-*`.
+//!
+//! Those headers are believed only from peers in `proxy.trusted` (RFC 7239 §8.1), and only
+//! in the configured dialect: gateways pass client headers through to the check, so a
+//! client could otherwise send `X-Original-URL: /public` and have its `POST /admin` judged
+//! as a request for `/public`. A trusted peer that omits its dialect's method or URI header
+//! is a misconfigured gateway: the check fails (500) rather than judge the request as one
+//! for `/auth`.
+//!
+//! Paths are normalized once here (RFC 3986 §6.2.2: escape case, unreserved escapes
+//! decoded, §5.2.4 dot segments removed; `//` merged as nginx does) so that route matching
+//! sees what the upstream serves. Escapes an upstream might read differently (`%2F`, `%5C`,
+//! `%00`, encoded dot segments) are refused instead of guessed.
+
+use std::net::IpAddr;
+
+use http::{HeaderMap, HeaderName, Method};
+
+use crate::config::{Gateway, ProxyConfig};
+use crate::refusal::Reason;
+
+/// The request as it reached `/auth`: the peer, the check's own method and the path
+/// after `/auth`, and every header. Plain values, so every front door can build one.
+#[derive(Debug, Clone)]
+pub struct CheckRequest {
+    pub peer: IpAddr,
+    pub method: Method,
+    /// The path and query after `/auth` (Envoy appends the original request here).
+    pub path: String,
+    pub headers: HeaderMap,
+}
+
+/// The client's request as tollgate understands it, normalized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginalRequest {
+    method: String,
+    scheme: &'static str,
+    /// Lower-cased, default port removed.
+    host: Option<String>,
+    /// Normalized, without query or fragment.
+    path: String,
+}
+
+impl OriginalRequest {
+    /// Builds one from parts, normalizing like the gateway readers do; for tests and tools.
+    pub fn new(method: &str, scheme: &str, host: Option<&str>, uri: &str) -> Result<Self, Reason> {
+        let scheme = parse_scheme(scheme)?;
+        let host = host.map(|h| normalize_host(h, scheme)).transpose()?;
+        Ok(OriginalRequest { method: parse_method(method)?, scheme, host, path: normalize_path(strip_query(uri))? })
+    }
+
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    pub fn scheme(&self) -> &str {
+        self.scheme
+    }
+
+    pub fn host(&self) -> Option<&str> {
+        self.host.as_deref()
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+
+/// Reconstructs the original request from the configured dialect.
+pub fn original_request(proxy: &ProxyConfig, check: &CheckRequest) -> Result<OriginalRequest, Reason> {
+    let trusted = proxy.trusted.iter().any(|net| net.contains(&check.peer));
+    if !trusted {
+        // Nobody vouches for forwarding headers: judge the check request itself.
+        return own_view(check);
+    }
+    let h = &check.headers;
+    let mut request = match proxy.gateway {
+        Gateway::Nginx => from_parts(
+            required(h, &X_ORIGINAL_METHOD)?,
+            required(h, &X_ORIGINAL_URI)?,
+            one(h, &X_FORWARDED_PROTO)?,
+            one(h, &X_FORWARDED_HOST)?,
+        )?,
+        Gateway::IngressNginx => from_url(required(h, &X_ORIGINAL_METHOD)?, required(h, &X_ORIGINAL_URL)?)?,
+        Gateway::Traefik | Gateway::Caddy => from_parts(
+            required(h, &X_FORWARDED_METHOD)?,
+            required(h, &X_FORWARDED_URI)?,
+            one(h, &X_FORWARDED_PROTO)?,
+            one(h, &X_FORWARDED_HOST)?,
+        )?,
+        Gateway::Envoy => from_parts(
+            check.method.as_str(),
+            envoy_uri(&check.path),
+            one(h, &X_FORWARDED_PROTO)?,
+            one(h, &http::header::HOST)?,
+        )?,
+    };
+    if proxy.forwarded_prefix {
+        if let Some(prefix) = one(h, &X_FORWARDED_PREFIX)? {
+            request.path = prefixed(prefix, &request.path)?;
+        }
+    }
+    Ok(request)
+}
+
+/// The check request judged as itself: its method, the path after `/auth`, its `Host`.
+fn own_view(check: &CheckRequest) -> Result<OriginalRequest, Reason> {
+    from_parts(check.method.as_str(), envoy_uri(&check.path), None, one(&check.headers, &http::header::HOST)?)
+}
+
+fn envoy_uri(path: &str) -> &str {
+    if path.is_empty() || path.starts_with('?') { "/" } else { path }
+}
+
+fn from_parts(method: &str, uri: &str, proto: Option<&str>, host: Option<&str>) -> Result<OriginalRequest, Reason> {
+    if !uri.starts_with('/') {
+        return Err(Reason::BadForwardedHeader);
+    }
+    OriginalRequest::new(method, proto.unwrap_or("http"), host, uri)
+}
+
+/// ingress-nginx sends the whole URL: `X-Original-URL: https://host/path?query`.
+fn from_url(method: &str, url: &str) -> Result<OriginalRequest, Reason> {
+    let (scheme, rest) = url.split_once("://").ok_or(Reason::BadForwardedHeader)?;
+    let (authority, uri) = match rest.find(['/', '?', '#']) {
+        Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], &rest[i..]),
+        Some(i) => (&rest[..i], "/"),
+        None => (rest, "/"),
+    };
+    OriginalRequest::new(method, scheme, Some(authority), uri)
+}
+
+/// A header of the dialect that must be there when the peer is a trusted gateway.
+fn required<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<&'a str, Reason> {
+    one(headers, name)?.ok_or(Reason::GatewayHeadersMissing)
+}
+
+/// At most one occurrence, visible ASCII, no list: anything else cannot describe one request.
+fn one<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, Reason> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(Reason::BadForwardedHeader);
+    }
+    let text = value.to_str().map_err(|_| Reason::BadForwardedHeader)?;
+    if text.contains(',') && *name != X_ORIGINAL_URI && *name != X_FORWARDED_URI && *name != X_ORIGINAL_URL {
+        return Err(Reason::BadForwardedHeader);
+    }
+    Ok(Some(text))
+}
+
+fn parse_method(method: &str) -> Result<String, Reason> {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if method.is_empty() || !method.bytes().all(tchar) {
+        return Err(Reason::BadForwardedHeader);
+    }
+    Ok(method.to_string())
+}
+
+fn parse_scheme(scheme: &str) -> Result<&'static str, Reason> {
+    if scheme.eq_ignore_ascii_case("https") {
+        Ok("https")
+    } else if scheme.eq_ignore_ascii_case("http") {
+        Ok("http")
+    } else {
+        Err(Reason::BadForwardedHeader)
+    }
+}
+
+/// Lower-cases a `host[:port]` and drops the scheme's default port (RFC 3986 §6.2.3).
+fn normalize_host(authority: &str, scheme: &str) -> Result<String, Reason> {
+    let lower = authority.to_ascii_lowercase();
+    let (host, port) = split_port(&lower).ok_or(Reason::BadForwardedHeader)?;
+    let host_ok = !host.is_empty()
+        && (host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+            || (host.starts_with('[') && host.ends_with(']') && host[1..host.len() - 1].parse::<std::net::Ipv6Addr>().is_ok()));
+    if !host_ok {
+        return Err(Reason::BadForwardedHeader);
+    }
+    match port {
+        None => Ok(host.to_string()),
+        Some(p) if (scheme == "https" && p == 443) || (scheme == "http" && p == 80) => Ok(host.to_string()),
+        Some(p) => Ok(format!("{host}:{p}")),
+    }
+}
+
+/// Splits `host:port`; a port must be 1–65535 written without leading zeros.
+fn split_port(authority: &str) -> Option<(&str, Option<u16>)> {
+    let colon = match authority.rfind(':') {
+        Some(i) if !authority[i..].contains(']') => i,
+        _ => return Some((authority, None)),
+    };
+    let (host, port) = (&authority[..colon], &authority[colon + 1..]);
+    if port.is_empty() || port.starts_with('0') || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    port.parse::<u16>().ok().map(|p| (host, Some(p)))
+}
+
+/// `scheme://host[:port]` as written in `proxy.public_origins`, normalized.
+pub fn parse_origin(origin: &str) -> Option<String> {
+    let (scheme, authority) = origin.split_once("://")?;
+    let scheme = parse_scheme(scheme).ok()?;
+    let authority = authority.strip_suffix('/').unwrap_or(authority);
+    if authority.contains(['/', '?', '#', '@']) {
+        return None;
+    }
+    Some(format!("{scheme}://{}", normalize_host(authority, scheme).ok()?))
+}
+
+fn strip_query(uri: &str) -> &str {
+    uri.split(['?', '#']).next().unwrap_or(uri)
+}
+
+/// `X-Forwarded-Prefix` in front of the path; it must itself be a plain absolute path.
+fn prefixed(prefix: &str, path: &str) -> Result<String, Reason> {
+    let clean = prefix.trim_end_matches('/');
+    if clean.is_empty() {
+        return Ok(path.to_string());
+    }
+    if !prefix.starts_with('/') || prefix.starts_with("//") || normalize_path(clean).as_deref() != Ok(clean) {
+        return Err(Reason::BadForwardedHeader);
+    }
+    Ok(if path == "/" { format!("{clean}/") } else { format!("{clean}{path}") })
+}
+
+/// Normalizes an absolute path (no query): RFC 3986 §6.2.2 escape handling and §5.2.4
+/// dot-segment removal, repeated slashes merged. Ambiguous escapes are refused.
+pub fn normalize_path(raw: &str) -> Result<String, Reason> {
+    if !raw.starts_with('/') {
+        return Err(Reason::AmbiguousPath);
+    }
+    let mut segments: Vec<String> = Vec::new();
+    let mut trailing_slash = false;
+    for part in raw[1..].split('/') {
+        let (segment, had_escape) = normalize_segment(part)?;
+        if had_escape && (segment == "." || segment == "..") {
+            return Err(Reason::AmbiguousPath);
+        }
+        trailing_slash = matches!(segment.as_str(), "" | "." | "..");
+        match segment.as_str() {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            _ => segments.push(segment),
+        }
+    }
+    let mut out = String::with_capacity(raw.len());
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if trailing_slash || out.is_empty() {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+/// One path segment: unreserved escapes decoded, other escapes upper-cased; returns whether
+/// any escape was present.
+fn normalize_segment(part: &str) -> Result<(String, bool), Reason> {
+    let bytes = part.as_bytes();
+    let mut out = String::with_capacity(part.len());
+    let mut had_escape = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or(Reason::AmbiguousPath)?;
+            let value = std::str::from_utf8(hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or(Reason::AmbiguousPath)?;
+            had_escape = true;
+            match value {
+                b'/' | b'\\' | 0 => return Err(Reason::AmbiguousPath),
+                v if is_unreserved(v) => out.push(v as char),
+                v => out.push_str(&format!("%{v:02X}")),
+            }
+            i += 3;
+        } else if b > 0x20 && b < 0x7F && b != b'\\' {
+            out.push(b as char);
+            i += 1;
+        } else {
+            return Err(Reason::AmbiguousPath);
+        }
+    }
+    Ok((out, had_escape))
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,75 @@
+//! Every metric tollgate exports, with its name, help text and labels, in one place.
+//! Labels come from closed sets (outcome, reason): never from tokens, subjects or paths.
+
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+pub struct Metrics {
+    registry: Registry,
+    /// `tollgate_checks_total{outcome, reason}`: outcome is allow, deny or error.
+    pub checks: IntCounterVec,
+    pub check_duration: Histogram,
+    pub jwks_fetches: IntCounter,
+    pub jwks_fetch_failures: IntCounter,
+    pub token_cache_hits: IntCounter,
+    pub token_cache_misses: IntCounter,
+    pub issuer_keys: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let checks = IntCounterVec::new(
+            Opts::new("tollgate_checks_total", "Checks answered, by outcome (allow, deny, error) and reason."),
+            &["outcome", "reason"],
+        )
+        .expect("valid metric");
+        let check_duration = Histogram::with_opts(
+            HistogramOpts::new("tollgate_check_duration_seconds", "Time to decide one check.").buckets(vec![
+                0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.005, 0.025, 0.1, 1.0,
+            ]),
+        )
+        .expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let metrics = Metrics {
+            checks,
+            check_duration,
+            jwks_fetches: counter("tollgate_jwks_fetches_total", "Discovery and JWKS fetches attempted."),
+            jwks_fetch_failures: counter("tollgate_jwks_fetch_failures_total", "Fetches that failed; the previous keys were kept."),
+            token_cache_hits: counter("tollgate_token_cache_hits_total", "Checks answered from the verified-token cache."),
+            token_cache_misses: counter("tollgate_token_cache_misses_total", "Checks that had to verify a signature."),
+            issuer_keys: IntGauge::new("tollgate_issuer_keys", "Usable keys in the current key set.").expect("valid metric"),
+            registry,
+        };
+        metrics.register_all();
+        metrics
+    }
+
+    fn register_all(&self) {
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(self.checks.clone()),
+            Box::new(self.check_duration.clone()),
+            Box::new(self.jwks_fetches.clone()),
+            Box::new(self.jwks_fetch_failures.clone()),
+            Box::new(self.token_cache_hits.clone()),
+            Box::new(self.token_cache_misses.clone()),
+            Box::new(self.issuer_keys.clone()),
+        ];
+        for c in collectors {
+            // Names are fixed and distinct, so registration cannot fail.
+            let _ = self.registry.register(c);
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,182 @@
+//! Route rules: which `[[routes]]` entry applies to the original request, and whether a
+//! verified token meets its requirements.
+//!
+//! Routes are tried in order and the first match wins. Paths are matched after
+//! [`crate::gateway::normalize_path`], on whole segments: `/admin` covers `/admin`,
+//! `/admin/users` and `/admin;v=1`, never `/administrator`. Methods are compared exactly
+//! (RFC 9110 §9.1: method names are case-sensitive). Scopes are space-delimited and
+//! case-sensitive (RFC 6749 §3.3); a missing one answers 403 `insufficient_scope`
+//! (RFC 6750 §3.1).
+
+use crate::config::DefaultAction;
+use crate::gateway::OriginalRequest;
+use crate::refusal::Reason;
+use crate::token::VerifiedToken;
+
+/// A host to match: exact, or any subdomain of a suffix (`*.example.com`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    Exact(String),
+    /// Stored with its leading dot: `.example.com`.
+    Subdomains(String),
+}
+
+impl HostPattern {
+    pub fn parse(pattern: &str) -> Option<HostPattern> {
+        let lower = pattern.to_ascii_lowercase();
+        let valid = |h: &str| {
+            !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
+        };
+        match lower.strip_prefix("*.") {
+            Some(rest) if valid(rest) => Some(HostPattern::Subdomains(format!(".{rest}"))),
+            Some(_) => None,
+            None if valid(&lower) => Some(HostPattern::Exact(lower)),
+            None => None,
+        }
+    }
+
+    fn matches(&self, host: &str) -> bool {
+        match self {
+            HostPattern::Exact(h) => h.eq_ignore_ascii_case(host),
+            HostPattern::Subdomains(suffix) => {
+                host.len() > suffix.len()
+                    && host.is_char_boundary(host.len() - suffix.len())
+                    && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    Any,
+    /// Whole-segment prefix.
+    Prefix(String),
+    Exact(String),
+}
+
+impl PathMatch {
+    fn matches(&self, path: &str) -> bool {
+        match self {
+            PathMatch::Any => true,
+            PathMatch::Exact(p) => path == p,
+            PathMatch::Prefix(prefix) => match path.strip_prefix(prefix.as_str()) {
+                None => false,
+                Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with(['/', ';']),
+            },
+        }
+    }
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub host: Option<HostPattern>,
+    pub path: PathMatch,
+    /// Methods this route covers; all when `None`.
+    pub methods: Option<Vec<String>>,
+    /// Every one of these must be in the token's `scope`.
+    pub scopes: Vec<String>,
+    /// At least one of these must be in the token's `scope`.
+    pub any_scopes: Vec<String>,
+    /// No token needed.
+    pub public: bool,
+}
+
+impl Route {
+    fn matches(&self, request: &OriginalRequest) -> bool {
+        self.host.as_ref().is_none_or(|h| request.host().is_some_and(|host| h.matches(host)))
+            && self.path.matches(request.path())
+            && self
+                .methods
+                .as_ref()
+                .is_none_or(|m| m.iter().any(|m| m == request.method()))
+    }
+}
+
+/// What the policy asks of a request, decided before any token is looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement<'a> {
+    /// A public route: let it through without credentials.
+    Public,
+    /// A valid token, plus whatever this route requires (none when no route matched).
+    Token(Option<&'a Route>),
+    /// No route matched and the default is to deny.
+    Deny,
+}
+
+/// The ordered routes and the default for requests no route matches.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    routes: Vec<Route>,
+    default: DefaultAction,
+}
+
+impl Policy {
+    pub fn new(routes: Vec<Route>, default: DefaultAction) -> Self {
+        Policy { routes, default }
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The first route that matches, turned into what the request must bring.
+    pub fn route(&self, request: &OriginalRequest) -> Requirement<'_> {
+        match self.routes.iter().find(|r| r.matches(request)) {
+            Some(route) if route.public => Requirement::Public,
+            Some(route) => Requirement::Token(Some(route)),
+            None if self.default == DefaultAction::Deny => Requirement::Deny,
+            None => Requirement::Token(None),
+        }
+    }
+}
+
+/// One line saying what a route matches and requires.
+pub fn describe(route: &Route) -> String {
+    let host = match &route.host {
+        None => "any host".to_string(),
+        Some(HostPattern::Exact(h)) => h.clone(),
+        Some(HostPattern::Subdomains(s)) => format!("*{s}"),
+    };
+    let path = match &route.path {
+        PathMatch::Any => "any path".to_string(),
+        PathMatch::Prefix(p) => format!("{p}/**"),
+        PathMatch::Exact(p) => p.clone(),
+    };
+    let methods = route.methods.as_ref().map_or("any method".to_string(), |m| m.join(","));
+    let needs = if route.public {
+        "public".to_string()
+    } else {
+        let mut needs = vec!["a valid token".to_string()];
+        if !route.scopes.is_empty() {
+            needs.push(format!("scopes {}", route.scopes.join(" ")));
+        }
+        if !route.any_scopes.is_empty() {
+            needs.push(format!("one of {}", route.any_scopes.join(" ")));
+        }
+        needs.join(", ")
+    };
+    format!("{methods} {host} {path} -> {needs}")
+}
+
+/// Whether a verified token meets a route's requirements.
+pub fn check(route: Option<&Route>, token: &VerifiedToken) -> Result<(), Reason> {
+    let Some(route) = route else { return Ok(()) };
+    let missing: Vec<&str> = route
+        .scopes
+        .iter()
+        .filter(|s| !token.has_scope(s))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(Reason::InsufficientScope { scope: route.scopes.join(" ") });
+    }
+    if !route.any_scopes.is_empty() && !route.any_scopes.iter().any(|s| token.has_scope(s)) {
+        return Err(Reason::InsufficientScope { scope: route.any_scopes.join(" ") });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

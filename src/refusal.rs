@@ -1,0 +1,433 @@
+//! Every way a check can fail, and the one place that turns a failure into an HTTP answer.
+//!
+//! [`Reason`] has one variant per exact cause. [`respond`] maps it to a status, an error
+//! code, `WWW-Authenticate` challenge(s) and a JSON body:
+//! - RFC 6750 §3 and §3.1: `Bearer realm="…"`, `error`, `error_description`, `scope`;
+//!   no error code when the request carried no credentials.
+//! - RFC 9449 §7.1: `DPoP algs="…"`, with the error on the challenge of the scheme the
+//!   request used, that challenge first (nginx before 1.23 passes only the first header).
+//!
+//! Descriptions come from a fixed table: nothing from the request is ever echoed, so a
+//! challenge stays well-formed whatever the token holds. Logging and counting happen where
+//! the decision is returned ([`crate::decision`]), not here: this conversion is pure.
+
+use http::header::{HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::StatusCode;
+
+/// The authentication scheme a request used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Bearer,
+    DPoP,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Bearer => "Bearer",
+            Scheme::DPoP => "DPoP",
+        }
+    }
+}
+
+/// How DPoP is configured; decides which challenges a 401 carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpopMode {
+    /// The DPoP scheme is refused; only Bearer challenges.
+    Disabled,
+    /// Bearer and DPoP both accepted; a 401 carries both challenges.
+    Allowed,
+    /// Bearer refused; a 401 carries the DPoP challenge only.
+    Required,
+}
+
+/// The error codes of RFC 6750 §3.1 and RFC 9449 §7.1 and §9.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidToken,
+    InsufficientScope,
+    InvalidDpopProof,
+    UseDpopNonce,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
+        }
+    }
+}
+
+/// Why a request was refused. Each variant says when it happens and what the client gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    // --- The request (credentials and gateway headers) ---
+    /// No `Authorization` header. 401, bare challenge(s) (RFC 6750 §3.1).
+    MissingCredentials,
+    /// `Authorization` with a scheme tollgate does not accept (e.g. Basic). 401, bare challenge(s).
+    UnsupportedScheme,
+    /// An `Authorization` header that is not visible ASCII. 400 `invalid_request`.
+    MalformedAuthorization,
+    /// A `DPoP` proof but no `Authorization` header carrying the token. 400 `invalid_request`.
+    ProofWithoutToken,
+    /// More than one `Authorization` header. 400 `invalid_request`.
+    TwoAuthorizationHeaders,
+    /// One `Authorization` header holding several credentials (`Bearer a, Bearer b`). 400 `invalid_request`.
+    MultipleCredentials,
+    /// `Bearer` or `DPoP` with no token after it. 400 `invalid_request`.
+    EmptyToken,
+    /// The DPoP scheme while `dpop.enabled = false`. 400 `invalid_request`.
+    DpopDisabled,
+    /// The Bearer scheme where DPoP is required. 401, bare DPoP challenge.
+    BearerNotAllowed,
+    /// A `DPoP` proof header next to the Bearer scheme. 400 `invalid_request`.
+    ProofWithBearer,
+    /// The DPoP scheme without a `DPoP` proof header. 400 `invalid_request`.
+    MissingProof,
+    /// More than one `DPoP` header, or one holding several proofs. 400 `invalid_request`.
+    MultipleProofs,
+    /// A gateway header that cannot describe one request: repeated, or a list where one
+    /// value belongs (`X-Forwarded-Host: a, b`), an unknown scheme, a bad method. 400 `invalid_request`.
+    BadForwardedHeader,
+    /// An original path that the upstream might read differently from tollgate: encoded
+    /// `/`, `\`, NUL or dot segments. 400 `invalid_request`.
+    AmbiguousPath,
+    /// A trusted gateway sent no method or URI header of its dialect (`proxy.gateway`).
+    /// 500: the gateway is misconfigured; never judged as a request for `/auth`.
+    GatewayHeadersMissing,
+
+    // --- The access token ---
+    /// The token is longer than 8 KiB; refused before any decoding. 401 `invalid_token`.
+    TokenTooLarge,
+    /// Not a compact JWS of three strict base64url segments. 401 `invalid_token`.
+    MalformedToken,
+    /// The JOSE header is not a JSON object of the right shape (types, duplicates). 401 `invalid_token`.
+    MalformedHeader,
+    /// `alg` is `none`, an HMAC, or not in `issuer.algorithms`. 401 `invalid_token`.
+    AlgorithmNotAllowed,
+    /// The header carries `crit`; tollgate understands no extension. 401 `invalid_token`.
+    CriticalHeader,
+    /// `typ` is neither `at+jwt` (RFC 9068) nor `JWT`. 401 `invalid_token`.
+    WrongTokenType,
+    /// No issuer key has the token's `kid`, even after a (rate-limited) refetch. 401 `invalid_token`.
+    UnknownKey,
+    /// The `kid` names an issuer key of another type than `alg` (RFC 8725 §3.1). 401 `invalid_token`.
+    KeyAlgorithmMismatch,
+    /// The signature does not verify under the issuer key. 401 `invalid_token`.
+    BadSignature,
+    /// The payload is not a JSON object, or a claim has the wrong JSON type. 401 `invalid_token`.
+    MalformedClaims,
+    /// `iss` is not exactly the configured issuer. 401 `invalid_token`.
+    WrongIssuer,
+    /// `aud` names none of the configured audiences. 401 `invalid_token`.
+    WrongAudience,
+    /// `exp` is at or before now (minus leeway). 401 `invalid_token`.
+    Expired,
+    /// `nbf` is after now (plus leeway). 401 `invalid_token`.
+    NotYetValid,
+    /// A required claim (`exp`, `iat`, `sub`, or one of `issuer.required_claims`) is absent. 401 `invalid_token`.
+    MissingClaim,
+    /// `sub` holds control characters, which would corrupt `X-Auth-Subject`. 401 `invalid_token`.
+    BadSubject,
+    /// `cnf` is present but holds no usable `jkt` (RFC 7800): the binding cannot be checked. 401 `invalid_token`.
+    UnusableConfirmation,
+    /// A DPoP-bound token (`cnf.jkt`) presented with the Bearer scheme (RFC 9449 §7.2). 401 `invalid_token`.
+    BoundTokenAsBearer,
+
+    // --- The DPoP proof ---
+    /// The DPoP scheme reached a build that does not verify proofs yet. 401 `invalid_dpop_proof`.
+    DpopProofUnsupported,
+
+    // --- The route ---
+    /// The token lacks scopes the route requires. 403 `insufficient_scope` with `scope="…"`.
+    InsufficientScope { scope: String },
+    /// No route matched and `default = "deny"`. 403, no challenge.
+    NoRouteAllows,
+
+    // --- tollgate itself ---
+    /// No issuer keys loaded yet (start-up, issuer unreachable). 503 with `Retry-After`.
+    NoIssuerKeys,
+}
+
+/// What status class and error code a reason gets on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    Unavailable,
+    GatewayError,
+}
+
+impl Reason {
+    /// The RFC 6750 §3.1 / RFC 9449 §7.1 answer for this cause.
+    fn answer(&self) -> (Status, Option<ErrorCode>) {
+        use Reason::*;
+        const INVALID_REQUEST: Option<ErrorCode> = Some(ErrorCode::InvalidRequest);
+        const INVALID_TOKEN: Option<ErrorCode> = Some(ErrorCode::InvalidToken);
+        match self {
+            MissingCredentials | UnsupportedScheme | BearerNotAllowed => (Status::Unauthorized, None),
+            MalformedAuthorization | ProofWithoutToken | TwoAuthorizationHeaders | MultipleCredentials | EmptyToken | DpopDisabled
+            | ProofWithBearer | MissingProof | MultipleProofs | BadForwardedHeader
+            | AmbiguousPath => (Status::BadRequest, INVALID_REQUEST),
+            GatewayHeadersMissing => (Status::GatewayError, None),
+            TokenTooLarge | MalformedToken | MalformedHeader | AlgorithmNotAllowed
+            | CriticalHeader | WrongTokenType | UnknownKey | KeyAlgorithmMismatch | BadSignature | MalformedClaims
+            | WrongIssuer | WrongAudience | Expired | NotYetValid | MissingClaim | BadSubject
+            | UnusableConfirmation | BoundTokenAsBearer => (Status::Unauthorized, INVALID_TOKEN),
+            DpopProofUnsupported => (Status::Unauthorized, Some(ErrorCode::InvalidDpopProof)),
+            InsufficientScope { .. } => (Status::Forbidden, Some(ErrorCode::InsufficientScope)),
+            NoRouteAllows => (Status::Forbidden, None),
+            NoIssuerKeys => (Status::Unavailable, None),
+        }
+    }
+
+    /// The fixed `error_description` (RFC 6750 §3 charset: no `"` and no `\`).
+    pub fn description(&self) -> &'static str {
+        use Reason::*;
+        match self {
+            MissingCredentials => "no access token",
+            UnsupportedScheme => "unsupported authentication scheme",
+            MalformedAuthorization => "malformed Authorization header",
+            ProofWithoutToken => "DPoP proof without an access token",
+            TwoAuthorizationHeaders => "more than one Authorization header",
+            MultipleCredentials => "more than one credential in the Authorization header",
+            EmptyToken => "empty access token",
+            DpopDisabled => "DPoP is not enabled",
+            BearerNotAllowed => "DPoP is required",
+            ProofWithBearer => "DPoP proof sent with the Bearer scheme",
+            MissingProof => "DPoP scheme without a DPoP proof",
+            MultipleProofs => "more than one DPoP proof",
+            BadForwardedHeader => "invalid forwarded request header",
+            AmbiguousPath => "ambiguous request path",
+            GatewayHeadersMissing => "gateway did not describe the original request",
+            TokenTooLarge => "access token too large",
+            MalformedToken => "malformed access token",
+            MalformedHeader => "malformed token header",
+            AlgorithmNotAllowed => "token algorithm not allowed",
+            CriticalHeader => "unsupported critical header",
+            WrongTokenType => "wrong token type",
+            UnknownKey => "unknown signing key",
+            KeyAlgorithmMismatch => "signing key does not fit the algorithm",
+            BadSignature => "invalid signature",
+            MalformedClaims => "malformed token claims",
+            WrongIssuer => "wrong issuer",
+            WrongAudience => "wrong audience",
+            Expired => "token expired",
+            NotYetValid => "token not yet valid",
+            MissingClaim => "required claim missing",
+            BadSubject => "invalid subject",
+            UnusableConfirmation => "unsupported token binding",
+            BoundTokenAsBearer => "DPoP-bound token sent as a Bearer token",
+            DpopProofUnsupported => "DPoP proofs are not verified by this build",
+            InsufficientScope { .. } => "insufficient scope",
+            NoRouteAllows => "no route allows this request",
+            NoIssuerKeys => "issuer keys not available",
+        }
+    }
+
+    /// A stable snake_case name for logs and the `reason` metric label.
+    pub fn label(&self) -> &'static str {
+        use Reason::*;
+        match self {
+            MissingCredentials => "missing_credentials",
+            UnsupportedScheme => "unsupported_scheme",
+            MalformedAuthorization => "malformed_authorization",
+            ProofWithoutToken => "proof_without_token",
+            TwoAuthorizationHeaders => "two_authorization_headers",
+            MultipleCredentials => "multiple_credentials",
+            EmptyToken => "empty_token",
+            DpopDisabled => "dpop_disabled",
+            BearerNotAllowed => "bearer_not_allowed",
+            ProofWithBearer => "proof_with_bearer",
+            MissingProof => "missing_proof",
+            MultipleProofs => "multiple_proofs",
+            BadForwardedHeader => "bad_forwarded_header",
+            AmbiguousPath => "ambiguous_path",
+            GatewayHeadersMissing => "gateway_headers_missing",
+            TokenTooLarge => "token_too_large",
+            MalformedToken => "malformed_token",
+            MalformedHeader => "malformed_header",
+            AlgorithmNotAllowed => "algorithm_not_allowed",
+            CriticalHeader => "critical_header",
+            WrongTokenType => "wrong_token_type",
+            UnknownKey => "unknown_key",
+            KeyAlgorithmMismatch => "key_algorithm_mismatch",
+            BadSignature => "bad_signature",
+            MalformedClaims => "malformed_claims",
+            WrongIssuer => "wrong_issuer",
+            WrongAudience => "wrong_audience",
+            Expired => "expired",
+            NotYetValid => "not_yet_valid",
+            MissingClaim => "missing_claim",
+            BadSubject => "bad_subject",
+            UnusableConfirmation => "unusable_confirmation",
+            BoundTokenAsBearer => "bound_token_as_bearer",
+            DpopProofUnsupported => "dpop_proof_unsupported",
+            InsufficientScope { .. } => "insufficient_scope",
+            NoRouteAllows => "no_route_allows",
+            NoIssuerKeys => "no_issuer_keys",
+        }
+    }
+
+    /// The error code on the wire, if any.
+    pub fn code(&self) -> Option<ErrorCode> {
+        self.answer().1
+    }
+}
+
+/// A refused check: the reason, and what the challenge needs to know about the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    reason: Reason,
+    scheme: Option<Scheme>,
+    dpop_required: bool,
+}
+
+impl Refusal {
+    pub fn new(reason: Reason) -> Self {
+        Self { reason, scheme: None, dpop_required: false }
+    }
+
+    /// The scheme the request used: its challenge carries the error and comes first.
+    pub fn with_scheme(mut self, scheme: Option<Scheme>) -> Self {
+        self.scheme = scheme;
+        self
+    }
+
+    /// The matched route requires DPoP: offer only the DPoP challenge.
+    pub fn with_dpop_required(mut self, required: bool) -> Self {
+        self.dpop_required = required;
+        self
+    }
+
+    pub fn reason(&self) -> &Reason {
+        &self.reason
+    }
+
+    pub fn scheme(&self) -> Option<Scheme> {
+        self.scheme
+    }
+}
+
+impl From<Reason> for Refusal {
+    fn from(reason: Reason) -> Self {
+        Refusal::new(reason)
+    }
+}
+
+/// Deployment settings that shape challenges; built once from the config.
+#[derive(Debug, Clone)]
+pub struct ChallengeSettings {
+    /// `realm` of the Bearer challenge.
+    pub realm: String,
+    pub dpop: DpopMode,
+    /// Space-separated proof algorithms for `DPoP algs="…"`.
+    pub dpop_algs: String,
+    /// 400 by RFC 6750; 401 for gateways that pass only 401 and 403 (nginx).
+    pub invalid_request_status: StatusCode,
+}
+
+/// An HTTP answer, independent of the server framework (HTTP today, gRPC later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: String,
+}
+
+/// Seconds a client or gateway should wait before retrying a 503.
+const RETRY_AFTER_SECONDS: &str = "5";
+
+/// Turns a refusal into status, challenge(s) and JSON body. The only code that writes a challenge.
+pub fn respond(refusal: &Refusal, settings: &ChallengeSettings) -> Answer {
+    let reason = &refusal.reason;
+    let (class, code) = reason.answer();
+    let status = match class {
+        Status::BadRequest => settings.invalid_request_status,
+        Status::Unauthorized => StatusCode::UNAUTHORIZED,
+        Status::Forbidden => StatusCode::FORBIDDEN,
+        Status::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Status::GatewayError => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let mut headers = Vec::new();
+    let challenged = matches!(class, Status::BadRequest | Status::Unauthorized)
+        || code == Some(ErrorCode::InsufficientScope);
+    if challenged {
+        for challenge in challenges(refusal, code, settings) {
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                headers.push((WWW_AUTHENTICATE, value));
+            }
+        }
+    }
+    if class == Status::Unavailable {
+        headers.push((RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS)));
+    }
+    let error = code.map_or_else(|| fallback_error(class), ErrorCode::as_str);
+    let body = serde_json::json!({ "error": error, "error_description": reason.description() });
+    Answer { status, headers, body: body.to_string() }
+}
+
+/// The `error` member of the body when RFC 6750 gives no code.
+fn fallback_error(class: Status) -> &'static str {
+    match class {
+        Status::Unauthorized => "unauthorized",
+        Status::Forbidden => "access_denied",
+        Status::Unavailable => "temporarily_unavailable",
+        Status::GatewayError | Status::BadRequest => "server_error",
+    }
+}
+
+/// The challenges to send, in order, the first carrying the error code.
+fn challenges(refusal: &Refusal, code: Option<ErrorCode>, settings: &ChallengeSettings) -> Vec<String> {
+    let offered = offered_schemes(refusal, settings);
+    // The error belongs to the scheme the request used, when that scheme is offered.
+    let errored = refusal
+        .scheme
+        .filter(|s| offered.contains(s))
+        .unwrap_or(offered[0]);
+    let mut ordered = vec![errored];
+    ordered.extend(offered.iter().copied().filter(|s| *s != errored));
+    ordered
+        .into_iter()
+        .map(|scheme| {
+            let error = if scheme == errored { code } else { None };
+            challenge(scheme, error, &refusal.reason, settings)
+        })
+        .collect()
+}
+
+fn offered_schemes(refusal: &Refusal, settings: &ChallengeSettings) -> Vec<Scheme> {
+    match settings.dpop {
+        DpopMode::Disabled => vec![Scheme::Bearer],
+        DpopMode::Required => vec![Scheme::DPoP],
+        DpopMode::Allowed if refusal.dpop_required => vec![Scheme::DPoP],
+        DpopMode::Allowed => vec![Scheme::Bearer, Scheme::DPoP],
+    }
+}
+
+fn challenge(scheme: Scheme, code: Option<ErrorCode>, reason: &Reason, settings: &ChallengeSettings) -> String {
+    let mut params: Vec<String> = Vec::new();
+    if scheme == Scheme::Bearer {
+        params.push(format!("realm=\"{}\"", settings.realm));
+    }
+    if let Some(code) = code {
+        params.push(format!("error=\"{}\"", code.as_str()));
+        params.push(format!("error_description=\"{}\"", reason.description()));
+        if let Reason::InsufficientScope { scope } = reason {
+            params.push(format!("scope=\"{scope}\""));
+        }
+    }
+    if scheme == Scheme::DPoP {
+        params.push(format!("algs=\"{}\"", settings.dpop_algs));
+    }
+    format!("{} {}", scheme.as_str(), params.join(", "))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,217 @@
+//! Access-token verification: from the compact JWS to a [`VerifiedToken`].
+//!
+//! Order matters, cheapest and most dangerous first: size cap (8 KiB, before any decoding),
+//! framing and strict base64url, header (`alg` from the allowlist, never `none` or HMAC,
+//! RFC 8725 §3.1; no `crit`, RFC 7515 §4.1.11; `typ` `at+jwt` or `JWT`, RFC 9068 §4),
+//! key by `kid` and algorithm family, signature, then claims (RFC 7519 §7.2, RFC 9068 §4):
+//! `iss` exact, `aud` any match, `exp` required, `nbf`, `iat` and `sub` present and typed,
+//! with `leeway`. `jku`, `x5u`, `x5c` and `jwk` headers are never followed.
+//!
+//! The signature check is jsonwebtoken's `crypto::verify` (aws-lc-rs backend); the claims
+//! are read here, once, with their JSON types checked, so a wrong-typed `exp` can never be
+//! mistaken for an absent one (CVE-2026-25537).
+
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value};
+
+use crate::config::IssuerConfig;
+use crate::issuer::{IssuerKey, KeySet};
+use crate::jws::{self, JwsError};
+use crate::refusal::Reason;
+
+/// Tokens longer than this are refused before any decoding.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// A token whose signature and claims were verified. Only [`verify`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    subject: String,
+    /// The `scope` claim as sent (space-delimited); empty when absent.
+    scope: String,
+    /// `exp`, whole seconds, rounded down.
+    expires_at: i64,
+    /// `cnf.jkt`: the thumbprint of the key this token is bound to (RFC 9449 §6.1).
+    jkt: Option<String>,
+    /// The payload segment as received: canonical base64url of the verified JSON.
+    claims_b64: String,
+}
+
+impl VerifiedToken {
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    pub fn has_scope(&self, wanted: &str) -> bool {
+        self.scope.split(' ').any(|s| s == wanted)
+    }
+
+    pub fn expires_at(&self) -> i64 {
+        self.expires_at
+    }
+
+    pub fn jkt(&self) -> Option<&str> {
+        self.jkt.as_deref()
+    }
+
+    /// base64url (no padding) of the verified payload JSON, for `X-Auth-Claims`.
+    pub fn claims_b64(&self) -> &str {
+        &self.claims_b64
+    }
+}
+
+/// Verifies `token` against the issuer's keys at time `now` (seconds since the epoch).
+pub fn verify(token: &str, keys: &KeySet, config: &IssuerConfig, now: i64) -> Result<VerifiedToken, Reason> {
+    let compact = jws::parse(token, MAX_TOKEN_LEN).map_err(|e| match e {
+        JwsError::TooLarge => Reason::TokenTooLarge,
+        JwsError::Header => Reason::MalformedHeader,
+        JwsError::Encoding | JwsError::Payload => Reason::MalformedToken,
+    })?;
+    let alg = check_header(&compact.header, config)?;
+    let kid = match compact.header.get("kid") {
+        None => None,
+        Some(Value::String(kid)) => Some(kid.as_str()),
+        Some(_) => return Err(Reason::MalformedHeader),
+    };
+    let verified = signing_keys(keys, kid, alg)?
+        .iter()
+        .any(|key| signature_valid(&compact, key, alg));
+    if !verified {
+        return Err(Reason::BadSignature);
+    }
+    let claims = compact.payload().map_err(|_| Reason::MalformedClaims)?;
+    check_claims(&claims, compact.payload_b64, config, now)
+}
+
+/// `alg`, `crit` and `typ`; returns the algorithm to verify with.
+fn check_header(header: &Map<String, Value>, config: &IssuerConfig) -> Result<Algorithm, Reason> {
+    let name = header.get("alg").and_then(Value::as_str).ok_or(Reason::MalformedHeader)?;
+    // Only configured algorithms match, and the configuration never holds `none` or HMAC.
+    let alg = name
+        .parse::<Algorithm>()
+        .ok()
+        .filter(|alg| config.algorithms.contains(alg))
+        .ok_or(Reason::AlgorithmNotAllowed)?;
+    if header.contains_key("crit") {
+        return Err(Reason::CriticalHeader);
+    }
+    match header.get("typ") {
+        None => {}
+        Some(Value::String(typ)) if is_access_token_type(typ) => {}
+        Some(Value::String(_)) => return Err(Reason::WrongTokenType),
+        Some(_) => return Err(Reason::MalformedHeader),
+    }
+    Ok(alg)
+}
+
+/// RFC 9068 §4 `at+jwt` (a media type: case-insensitive, `application/` optional), or `JWT`.
+fn is_access_token_type(typ: &str) -> bool {
+    let lower = typ.to_ascii_lowercase();
+    let short = lower.strip_prefix("application/").unwrap_or(&lower);
+    short == "at+jwt" || short == "jwt"
+}
+
+/// The keys to try: those with the token's `kid` that fit `alg` (at most two, RFC 7517
+/// §4.5 allows a repeated kid across key types). Without a `kid`, the one key that fits.
+fn signing_keys<'a>(keys: &'a KeySet, kid: Option<&'a str>, alg: Algorithm) -> Result<Vec<&'a IssuerKey>, Reason> {
+    let Some(kid) = kid else {
+        return keys.only_key_for(alg).map(|k| vec![k]).ok_or(Reason::UnknownKey);
+    };
+    let candidates: Vec<&IssuerKey> = keys.candidates(kid, alg).take(2).collect();
+    match (candidates.is_empty(), keys.has_kid(kid)) {
+        (false, _) => Ok(candidates),
+        (true, true) => Err(Reason::KeyAlgorithmMismatch),
+        (true, false) => Err(Reason::UnknownKey),
+    }
+}
+
+fn signature_valid(compact: &jws::Compact<'_>, key: &IssuerKey, alg: Algorithm) -> bool {
+    jsonwebtoken::crypto::verify(compact.signature_b64, compact.signing_input.as_bytes(), &key.key, alg)
+        .unwrap_or(false)
+}
+
+fn check_claims(claims: &Map<String, Value>, payload_b64: &str, config: &IssuerConfig, now: i64) -> Result<VerifiedToken, Reason> {
+    let leeway = config.leeway;
+    match claims.get("iss") {
+        None => return Err(Reason::MissingClaim),
+        Some(Value::String(iss)) if *iss == config.issuer => {}
+        Some(Value::String(_)) => return Err(Reason::WrongIssuer),
+        Some(_) => return Err(Reason::MalformedClaims),
+    }
+    check_audience(claims.get("aud"), &config.audiences)?;
+    let expires_at = numeric_date(claims.get("exp"))?.ok_or(Reason::MissingClaim)?.floor() as i64;
+    if now >= expires_at.saturating_add(leeway) {
+        return Err(Reason::Expired);
+    }
+    if let Some(nbf) = numeric_date(claims.get("nbf"))? {
+        if nbf.ceil() as i64 > now.saturating_add(leeway) {
+            return Err(Reason::NotYetValid);
+        }
+    }
+    numeric_date(claims.get("iat"))?.ok_or(Reason::MissingClaim)?;
+    let subject = match claims.get("sub") {
+        None => return Err(Reason::MissingClaim),
+        Some(Value::String(sub)) if sub.is_empty() || sub.chars().any(char::is_control) => {
+            return Err(Reason::BadSubject);
+        }
+        Some(Value::String(sub)) => sub.clone(),
+        Some(_) => return Err(Reason::MalformedClaims),
+    };
+    for name in ["jti", "client_id"] {
+        if claims.get(name).is_some_and(|v| !v.is_string()) {
+            return Err(Reason::MalformedClaims);
+        }
+    }
+    if config.required_claims.iter().any(|c| !claims.contains_key(c)) {
+        return Err(Reason::MissingClaim);
+    }
+    // A scope of another type (an array) grants no scope: RFC 9068 §2.2.3 makes it a string.
+    let scope = claims.get("scope").and_then(Value::as_str).unwrap_or_default().to_string();
+    let jkt = confirmation(claims.get("cnf"))?;
+    Ok(VerifiedToken { subject, scope, expires_at, jkt, claims_b64: payload_b64.to_string() })
+}
+
+fn check_audience(aud: Option<&Value>, accepted: &[String]) -> Result<(), Reason> {
+    let named: Vec<&str> = match aud {
+        None => return Err(Reason::MissingClaim),
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().ok_or(Reason::MalformedClaims))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(Reason::MalformedClaims),
+    };
+    if named.iter().any(|a| accepted.iter().any(|ok| ok == a)) {
+        Ok(())
+    } else {
+        Err(Reason::WrongAudience)
+    }
+}
+
+/// A NumericDate (RFC 7519 §2): a JSON number, possibly fractional, within ±2^53.
+fn numeric_date(value: Option<&Value>) -> Result<Option<f64>, Reason> {
+    const LIMIT: f64 = 9_007_199_254_740_992.0;
+    match value {
+        None => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(t) if t.is_finite() && t.abs() <= LIMIT => Ok(Some(t)),
+            _ => Err(Reason::MalformedClaims),
+        },
+        Some(_) => Err(Reason::MalformedClaims),
+    }
+}
+
+/// `cnf` (RFC 7800): when present it must hold a `jkt` (RFC 9449 §6.1); a binding
+/// tollgate cannot check (e.g. only `x5t#S256`) fails closed.
+fn confirmation(cnf: Option<&Value>) -> Result<Option<String>, Reason> {
+    match cnf {
+        None => Ok(None),
+        Some(Value::Object(cnf)) => match cnf.get("jkt") {
+            Some(Value::String(jkt)) if !jkt.is_empty() => Ok(Some(jkt.clone())),
+            _ => Err(Reason::UnusableConfirmation),
+        },
+        Some(_) => Err(Reason::UnusableConfirmation),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,387 @@
+//! Shared test support: a real mock OIDC issuer over HTTP on 127.0.0.1, a token builder
+//! with valid defaults, and a harness that drives the real router with `oneshot`.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
+use axum::extract::State;
+use axum::http::{HeaderMap, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tollgate::clock::{Clock, ManualClock, SystemClock};
+use tollgate::config::Config;
+use tollgate::decision::Checker;
+use tollgate::dev::SigningKey;
+use tollgate::issuer::Timings;
+use tower::ServiceExt;
+
+pub const AUDIENCE: &str = "https://api.example.com";
+
+/// How the mock issuer answers JWKS requests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JwksMode {
+    Serve,
+    /// 500 on every request.
+    Fail,
+    /// 200 with this body.
+    Body(String),
+    /// Never answers (until the client gives up).
+    Hang,
+}
+
+struct MockState {
+    issuer: String,
+    discovery_issuer: Option<String>,
+    keys: Vec<Value>,
+    mode: JwksMode,
+    discovery_up: bool,
+    cache_control: Option<String>,
+}
+
+/// A real discovery + JWKS server on 127.0.0.1, with per-instance counters and switches.
+#[derive(Clone)]
+pub struct MockIssuer {
+    addr: SocketAddr,
+    state: Arc<Mutex<MockState>>,
+    jwks_fetches: Arc<AtomicUsize>,
+    discovery_fetches: Arc<AtomicUsize>,
+    server: Arc<tokio::task::JoinHandle<()>>,
+}
+
+impl MockIssuer {
+    /// Starts an issuer serving the public halves of `keys`.
+    pub async fn start(keys: &[&SigningKey]) -> MockIssuer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind mock issuer");
+        let addr = listener.local_addr().expect("local addr");
+        let issuer = format!("http://{addr}/");
+        let state = Arc::new(Mutex::new(MockState {
+            issuer: issuer.clone(),
+            discovery_issuer: None,
+            keys: keys.iter().map(|k| k.public_jwk()).collect(),
+            mode: JwksMode::Serve,
+            discovery_up: true,
+            cache_control: None,
+        }));
+        let jwks_fetches = Arc::new(AtomicUsize::new(0));
+        let discovery_fetches = Arc::new(AtomicUsize::new(0));
+        let shared = (state.clone(), jwks_fetches.clone(), discovery_fetches.clone());
+        let app = Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/jwks", get(jwks))
+            .with_state(shared);
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        MockIssuer { addr, state, jwks_fetches, discovery_fetches, server: Arc::new(server) }
+    }
+
+    pub fn issuer(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn jwks_fetches(&self) -> usize {
+        self.jwks_fetches.load(Ordering::SeqCst)
+    }
+
+    pub fn discovery_fetches(&self) -> usize {
+        self.discovery_fetches.load(Ordering::SeqCst)
+    }
+
+    pub fn set_mode(&self, mode: JwksMode) {
+        self.state.lock().unwrap().mode = mode;
+    }
+
+    pub fn set_discovery_up(&self, up: bool) {
+        self.state.lock().unwrap().discovery_up = up;
+    }
+
+    /// Make discovery claim another issuer identifier.
+    pub fn set_discovery_issuer(&self, issuer: &str) {
+        self.state.lock().unwrap().discovery_issuer = Some(issuer.into());
+    }
+
+    pub fn set_cache_control(&self, value: &str) {
+        self.state.lock().unwrap().cache_control = Some(value.into());
+    }
+
+    /// Replace the served JWKS entries.
+    pub fn set_keys(&self, keys: Vec<Value>) {
+        self.state.lock().unwrap().keys = keys;
+    }
+
+    pub fn add_key(&self, key: &SigningKey) {
+        self.state.lock().unwrap().keys.push(key.public_jwk());
+    }
+
+    pub fn remove_key(&self, kid: &str) {
+        self.state.lock().unwrap().keys.retain(|k| k["kid"] != kid);
+    }
+
+    /// A token signed by `key` with valid defaults for this issuer at `now`.
+    pub fn token(&self, key: &SigningKey, now: i64) -> TokenBuilder {
+        TokenBuilder::new(key, &self.issuer(), now)
+    }
+}
+
+impl Drop for MockIssuer {
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.server) == 1 {
+            self.server.abort();
+        }
+    }
+}
+
+type Shared = (Arc<Mutex<MockState>>, Arc<AtomicUsize>, Arc<AtomicUsize>);
+
+async fn discovery(State((state, _, count)): State<Shared>) -> Response {
+    count.fetch_add(1, Ordering::SeqCst);
+    let s = state.lock().unwrap();
+    if !s.discovery_up {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    let issuer = s.discovery_issuer.clone().unwrap_or(s.issuer.clone());
+    axum::Json(json!({ "issuer": issuer, "jwks_uri": format!("{}jwks", s.issuer) })).into_response()
+}
+
+async fn jwks(State((state, count, _)): State<Shared>) -> Response {
+    count.fetch_add(1, Ordering::SeqCst);
+    let (mode, keys, cache_control) = {
+        let s = state.lock().unwrap();
+        (s.mode.clone(), s.keys.clone(), s.cache_control.clone())
+    };
+    match mode {
+        JwksMode::Serve => {
+            let mut response = axum::Json(json!({ "keys": keys })).into_response();
+            if let Some(cc) = cache_control {
+                response.headers_mut().insert("cache-control", cc.parse().unwrap());
+            }
+            response
+        }
+        JwksMode::Fail => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        JwksMode::Body(body) => body.into_response(),
+        JwksMode::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            StatusCode::GATEWAY_TIMEOUT.into_response()
+        }
+    }
+}
+
+/// Builds signed tokens; every field settable, defaults valid (T0 of the research notes).
+pub struct TokenBuilder<'k> {
+    key: &'k SigningKey,
+    header: Value,
+    claims: Value,
+    raw_header: Option<String>,
+    raw_payload: Option<String>,
+}
+
+impl<'k> TokenBuilder<'k> {
+    pub fn new(key: &'k SigningKey, issuer: &str, now: i64) -> Self {
+        TokenBuilder {
+            key,
+            header: json!({ "alg": key.default_alg(), "typ": "at+jwt", "kid": key.kid() }),
+            claims: json!({
+                "iss": issuer, "aud": AUDIENCE, "sub": "user1", "iat": now, "exp": now + 600,
+                "scope": "read", "client_id": "client-1", "jti": "jti-1",
+            }),
+            raw_header: None,
+            raw_payload: None,
+        }
+    }
+
+    pub fn claim(mut self, name: &str, value: Value) -> Self {
+        self.claims[name] = value;
+        self
+    }
+
+    pub fn without(mut self, name: &str) -> Self {
+        self.claims.as_object_mut().unwrap().remove(name);
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: Value) -> Self {
+        self.header[name] = value;
+        self
+    }
+
+    pub fn header_without(mut self, name: &str) -> Self {
+        self.header.as_object_mut().unwrap().remove(name);
+        self
+    }
+
+    /// Use this exact JSON text as the header (e.g. duplicate members).
+    pub fn raw_header(mut self, text: &str) -> Self {
+        self.raw_header = Some(text.into());
+        self
+    }
+
+    /// Use this exact JSON text as the payload.
+    pub fn raw_payload(mut self, text: &str) -> Self {
+        self.raw_payload = Some(text.into());
+        self
+    }
+
+    /// Signs with the builder's key and the header's `alg`.
+    pub fn sign(self) -> String {
+        let header = self.raw_header.unwrap_or_else(|| self.header.to_string());
+        let payload = self.raw_payload.unwrap_or_else(|| self.claims.to_string());
+        let alg = serde_json::from_str::<Value>(&header)
+            .ok()
+            .and_then(|h| h.get("alg").and_then(Value::as_str).map(str::to_owned))
+            .filter(|a| ["RS256", "PS256", "ES256"].contains(&a.as_str()))
+            .unwrap_or_else(|| self.key.default_alg().to_string());
+        let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
+        let sig = self.key.sign(&alg, input.as_bytes()).expect("sign");
+        format!("{input}.{}", b64(&sig))
+    }
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    tollgate::jws::encode(bytes)
+}
+
+/// The real router over a real mock issuer, driven with `oneshot`.
+pub struct TestApp {
+    pub issuer: MockIssuer,
+    pub key: SigningKey,
+    pub checker: Arc<Checker>,
+    pub clock: Arc<ManualClock>,
+    pub peer: SocketAddr,
+}
+
+/// Test timings: the contract's rules, with the waits shortened.
+pub fn fast_timings() -> Timings {
+    Timings {
+        fetch_timeout: Duration::from_millis(500),
+        retry_min: Duration::from_millis(50),
+        retry_max: Duration::from_millis(200),
+        ..Timings::default()
+    }
+}
+
+pub fn now() -> i64 {
+    SystemClock.now()
+}
+
+/// `[issuer]` and `[proxy]` for `issuer`, followed by `extra` TOML.
+pub fn config_text(issuer: &str, gateway: &str, extra: &str) -> String {
+    format!(
+        "[issuer]\nurl = \"{issuer}\"\naudience = \"{AUDIENCE}\"\n[proxy]\ngateway = \"{gateway}\"\n{extra}\n"
+    )
+}
+
+impl TestApp {
+    /// An app with the envoy dialect (the check path is the original path) and `extra` config.
+    pub async fn new(extra: &str) -> TestApp {
+        TestApp::with_gateway("envoy", extra).await
+    }
+
+    pub async fn with_gateway(gateway: &str, extra: &str) -> TestApp {
+        let key = SigningKey::rsa("k1").expect("key");
+        let issuer = MockIssuer::start(&[&key]).await;
+        let config = Config::load(&config_text(&issuer.issuer(), gateway, extra), &Default::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        TestApp::from_config(issuer, key, config, fast_timings()).await
+    }
+
+    pub async fn from_config(issuer: MockIssuer, key: SigningKey, config: Config, timings: Timings) -> TestApp {
+        let clock = Arc::new(ManualClock::new(now()));
+        let checker = Checker::from_config(config, timings, clock.clone() as Arc<dyn Clock>);
+        checker.issuer().refresh().await.expect("initial key fetch");
+        TestApp { issuer, key, checker, clock, peer: "127.0.0.1:40000".parse().unwrap() }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// A valid token (T0) for this app's issuer.
+    pub fn token(&self) -> TokenBuilder<'_> {
+        self.issuer.token(&self.key, self.now())
+    }
+
+    /// Sends `request` through the real router from `self.peer`.
+    pub async fn send(&self, request: Request<Body>) -> Answer {
+        let app = tollgate::server::app(self.checker.clone()).layer(MockConnectInfo(self.peer));
+        let response = app.oneshot(request).await.expect("infallible");
+        Answer::read(response).await
+    }
+
+    /// `GET /auth{path}` with these headers.
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
+        self.send(request("GET", &format!("/auth{path}"), headers)).await
+    }
+
+    /// `GET /auth/r` with `Authorization: Bearer {token}`.
+    pub async fn bearer(&self, token: &str) -> Answer {
+        self.get("/r", &[("authorization", &format!("Bearer {token}"))]).await
+    }
+}
+
+pub fn request(method: &str, uri: &str, headers: &[(&str, &str)]) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Body::empty()).unwrap()
+}
+
+/// A whole answer, for asserting everything at once.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    async fn read(response: Response) -> Answer {
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.expect("body").to_bytes();
+        Answer { status: parts.status, headers: parts.headers, body: String::from_utf8_lossy(&bytes).into() }
+    }
+
+    /// Every `WWW-Authenticate` value, in order.
+    pub fn challenges(&self) -> Vec<String> {
+        self.headers
+            .get_all("www-authenticate")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// The `error` member of the JSON body.
+    pub fn error(&self) -> Option<String> {
+        serde_json::from_str::<Value>(&self.body).ok()?.get("error")?.as_str().map(str::to_owned)
+    }
+
+    /// Asserts a 401 `invalid_token` for a Bearer request, with the exact description.
+    pub fn assert_invalid_token(&self, description: &str) {
+        assert_eq!(self.status, StatusCode::UNAUTHORIZED, "body: {}", self.body);
+        assert_eq!(
+            self.challenges(),
+            vec![
+                format!("Bearer realm=\"api\", error=\"invalid_token\", error_description=\"{description}\""),
+                "DPoP algs=\"ES256\"".to_string(),
+            ]
+        );
+        assert_eq!(self.error().as_deref(), Some("invalid_token"));
+    }
+}
