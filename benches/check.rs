@@ -1,1 +1,130 @@
-fn main(){}
+//! In-process cost of one check, side by side with the bare signature check it is built on.
+//!
+//! Run with `cargo bench --bench check` (about a minute). Every figure worth quoting is a
+//! ratio between two benches of the same run; see `docs/performance.md`.
+//!
+//! - `bare_rs256_verify`: `jsonwebtoken::crypto::verify` of an RS256 token, key parsed once
+//!   from the issuer's JWKS exactly as tollgate parses it. The floor for an uncached check.
+//! - `parsed_key_rs256_verify`: the same signature checked with an aws-lc-rs key parsed
+//!   once, to show what rebuilding the key on every verify costs.
+//! - `check_uncached_rs256`: `Checker::decide` with `[cache] max_tokens = 0`.
+//! - `check_cached`: `Checker::decide` with the default cache, the same token every time.
+//! - `check_cached_answer`: `Checker::check` (metrics and the wire answer added) on a hit.
+//! - `check_refused/*`: no credentials (401), and a garbage token (401 invalid_token).
+//! - `runtime_block_on_empty`: the per-iteration `block_on` overhead included in every
+//!   `check_*` figure.
+//! - `token_cache_key_sha256`: the SHA-256 of the token that every cache lookup computes.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderValue, Method};
+use jsonwebtoken::Algorithm;
+use tokio::runtime::Runtime;
+use tollgate::clock::{Clock, SystemClock};
+use tollgate::config::Config;
+use tollgate::decision::Checker;
+use tollgate::dev::DevIssuer;
+use tollgate::gateway::CheckRequest;
+use tollgate::issuer::{KeySet, Timings};
+use tollgate::refusal::Reason;
+
+const AUDIENCE: &str = "https://api.example.com";
+
+/// A checker for `issuer`, envoy dialect, with `extra` TOML appended; keys loaded.
+fn checker(runtime: &Runtime, issuer: &str, extra: &str) -> Arc<Checker> {
+    let toml = format!("[issuer]\nurl = \"{issuer}\"\naudience = \"{AUDIENCE}\"\n[proxy]\ngateway = \"envoy\"\n{extra}\n");
+    let config = Config::load(&toml, &HashMap::new()).unwrap_or_else(|e| panic!("bench config: {e}"));
+    let checker = Checker::from_config(config, Timings::default(), Arc::new(SystemClock) as Arc<dyn Clock>);
+    runtime.block_on(checker.issuer().refresh()).expect("initial key fetch");
+    checker
+}
+
+/// `GET /auth/orders` from 127.0.0.1, with this `Authorization` value if any.
+fn request(authorization: Option<&str>) -> CheckRequest {
+    let mut headers = HeaderMap::new();
+    if let Some(value) = authorization {
+        headers.insert(AUTHORIZATION, HeaderValue::from_str(value).expect("header value"));
+    }
+    CheckRequest { peer: [127, 0, 0, 1].into(), method: Method::GET, path: "/orders".into(), headers }
+}
+
+fn benches(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let issuer = runtime.block_on(DevIssuer::start()).expect("development issuer");
+    let now = SystemClock.now();
+    let token = issuer.mint(AUDIENCE, "user-000042", "read:orders", now, 3600).expect("mint");
+
+    // The key exactly as tollgate holds it: the JWKS entry parsed by `KeySet::parse`.
+    let jwks = serde_json::json!({ "keys": [issuer.key().public_jwk()] });
+    let (keys, _) = KeySet::parse(jwks.to_string().as_bytes()).expect("jwks");
+    let key = keys.candidates(issuer.key().kid(), Algorithm::RS256).next().expect("key").clone();
+    let (signing_input, signature_b64) = token.rsplit_once('.').expect("compact jws");
+    assert!(jsonwebtoken::crypto::verify(signature_b64, signing_input.as_bytes(), &key.key, Algorithm::RS256).unwrap());
+
+    // The same public key parsed once by aws-lc-rs.
+    let public = issuer.key().public_jwk();
+    let member = |name: &str| tollgate::jws::decode(public[name].as_str().expect("member")).expect("base64url");
+    let (n, e) = (member("n"), member("e"));
+    let parsed = aws_lc_rs::signature::RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() }
+        .to_parsed_public_key(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256)
+        .expect("parsed key");
+    let signature = tollgate::jws::decode(signature_b64).expect("signature");
+    parsed.verify_sig(signing_input.as_bytes(), &signature).expect("parsed verify");
+
+    let uncached = checker(&runtime, issuer.issuer(), "[cache]\nmax_tokens = 0");
+    let cached = checker(&runtime, issuer.issuer(), "");
+    let bearer = request(Some(&format!("Bearer {token}")));
+    let anonymous = request(None);
+    let garbage = request(Some("Bearer not-a-jwt-at-all"));
+
+    // Each bench measures what it claims: allowed, verified every time, or refused.
+    for _ in 0..2 {
+        runtime.block_on(uncached.decide(&bearer)).expect("uncached check allows");
+        runtime.block_on(cached.decide(&bearer)).expect("cached check allows");
+    }
+    assert_eq!(uncached.cache().len(), 0, "max_tokens = 0 must disable the cache");
+    assert_eq!(uncached.metrics().token_cache_misses.get(), 2);
+    assert_eq!((cached.metrics().token_cache_misses.get(), cached.metrics().token_cache_hits.get()), (1, 1));
+    let refused = |request: &CheckRequest| runtime.block_on(cached.decide(request)).expect_err("refused").reason().clone();
+    assert_eq!(refused(&anonymous), Reason::MissingCredentials);
+    assert_eq!(refused(&garbage), Reason::MalformedToken);
+
+    c.bench_function("bare_rs256_verify", |b| {
+        b.iter(|| {
+            jsonwebtoken::crypto::verify(black_box(signature_b64), black_box(signing_input.as_bytes()), &key.key, Algorithm::RS256)
+        })
+    });
+    c.bench_function("parsed_key_rs256_verify", |b| {
+        b.iter(|| parsed.verify_sig(black_box(signing_input.as_bytes()), black_box(&signature)))
+    });
+    c.bench_function("check_uncached_rs256", |b| b.iter(|| runtime.block_on(uncached.decide(black_box(&bearer)))));
+    c.bench_function("check_cached", |b| b.iter(|| runtime.block_on(cached.decide(black_box(&bearer)))));
+    c.bench_function("check_cached_answer", |b| b.iter(|| runtime.block_on(cached.check(black_box(&bearer)))));
+    let mut group = c.benchmark_group("check_refused");
+    group.bench_function("no_credentials", |b| b.iter(|| runtime.block_on(cached.decide(black_box(&anonymous)))));
+    group.bench_function("garbage_token", |b| b.iter(|| runtime.block_on(cached.decide(black_box(&garbage)))));
+    group.finish();
+    c.bench_function("runtime_block_on_empty", |b| b.iter(|| runtime.block_on(async { black_box(0) })));
+    c.bench_function("token_cache_key_sha256", |b| {
+        b.iter(|| aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, black_box(token.as_bytes())))
+    });
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30)
+}
+
+criterion_group! {
+    name = check;
+    config = config();
+    targets = benches
+}
+criterion_main!(check);

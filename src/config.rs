@@ -528,15 +528,12 @@ impl RawIssuer {
             (None, Some(url)) => issuer_from_url(url, p),
         };
         let audiences = match self.audience {
-            None => {
-                p.add("issuer.audience", "required: the API identifier tokens must be issued for");
-                vec![]
-            }
+            None => vec![],
             Some(OneOrMany::One(a)) => vec![a],
             Some(OneOrMany::Many(list)) => list,
         };
         if audiences.is_empty() || audiences.iter().any(|a| a.trim().is_empty()) {
-            p.add("issuer.audience", "must not be empty");
+            p.add("issuer.audience", "required and not empty: the API identifier tokens are issued for");
         }
         let algorithms = self
             .algorithms

@@ -110,7 +110,7 @@ impl Checker {
             // RFC 9449 §7.2: a bound token must never work as a bearer token.
             Credentials::Bearer { .. } if token.jkt().is_some() => return Err(refuse(Reason::BoundTokenAsBearer)),
             Credentials::Bearer { .. } => {}
-            Credentials::DPoP { .. } => return Err(refuse(Reason::DpopProofUnsupported)),
+            Credentials::DPoP { .. } => return Err(refuse(Reason::BadProofSignature)),
         }
         policy::check(route, &token).map_err(refuse)?;
         Ok(Allow::Token { scheme, token })

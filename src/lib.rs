@@ -25,6 +25,7 @@ pub mod config;
 pub mod credentials;
 pub mod decision;
 pub mod dev;
+pub mod dpop;
 pub mod gateway;
 pub mod issuer;
 pub mod jws;

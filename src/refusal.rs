@@ -139,9 +139,46 @@ pub enum Reason {
     /// A DPoP-bound token (`cnf.jkt`) presented with the Bearer scheme (RFC 9449 §7.2). 401 `invalid_token`.
     BoundTokenAsBearer,
 
-    // --- The DPoP proof ---
-    /// The DPoP scheme reached a build that does not verify proofs yet. 401 `invalid_dpop_proof`.
-    DpopProofUnsupported,
+    // --- The DPoP proof (RFC 9449 §4.3), each 401 `invalid_dpop_proof` unless noted ---
+    /// The proof is longer than 8 KiB; refused before any decoding.
+    ProofTooLarge,
+    /// Not a compact JWS of three strict base64url segments with JSON-object header and payload.
+    MalformedProof,
+    /// `typ` is not `dpop+jwt` (§4.3 step 4).
+    WrongProofType,
+    /// `alg` is `none`, an HMAC, or not in `dpop.algorithms` (§4.3 step 5).
+    ProofAlgorithmNotAllowed,
+    /// `jwk` is absent, not a public key of a type matching `alg`, or not a valid key (§4.3 step 7).
+    BadProofKey,
+    /// The proof header carries `crit`.
+    ProofCriticalHeader,
+    /// The signature does not verify under the proof's `jwk` (§4.3 step 6).
+    BadProofSignature,
+    /// `jti`, `htm`, `htu` or `iat` (or `ath`) is absent (§4.2).
+    ProofClaimMissing,
+    /// A proof claim has the wrong JSON type, or `jti` is empty or too long (§11.1).
+    MalformedProofClaim,
+    /// `htm` is not the original method, compared case-sensitively (§4.3 step 8).
+    WrongProofMethod,
+    /// `htu` is not the original URL after RFC 3986 normalization, or names an origin
+    /// outside `proxy.public_origins` (§4.3 step 9).
+    WrongProofUrl,
+    /// `iat` lies further in the future than `dpop.iat_leeway`, or the proof's `exp` passed.
+    ProofNotYetValid,
+    /// `iat` lies further in the past than `dpop.iat_offset` (§4.3 step 11).
+    ProofTooOld,
+    /// `ath` is not base64url(SHA-256(access token)) (§4.3 step 12).
+    WrongAccessTokenHash,
+    /// The proof's `jti` was already used with this key within the proof window (§11.1).
+    ProofReplayed,
+    /// The token's `cnf.jkt` is not the thumbprint of the proof's key (§4.3 step 12). 401 `invalid_token`.
+    KeyBindingMismatch,
+    /// The DPoP scheme with a token that has no `cnf.jkt` (§7.1). 401 `invalid_token`.
+    TokenNotBound,
+    /// The replay store holds as many live proofs as it may; nothing is evicted. 503.
+    ReplayStoreFull,
+    /// The replay store cannot be reached (Redis down). 503; Bearer requests are unaffected.
+    ReplayStoreUnavailable,
 
     // --- The route ---
     /// The token lacks scopes the route requires. 403 `insufficient_scope` with `scope="…"`.
@@ -180,7 +217,12 @@ impl Reason {
             | CriticalHeader | WrongTokenType | UnknownKey | KeyAlgorithmMismatch | BadSignature | MalformedClaims
             | WrongIssuer | WrongAudience | Expired | NotYetValid | MissingClaim | BadSubject
             | UnusableConfirmation | BoundTokenAsBearer => (Status::Unauthorized, INVALID_TOKEN),
-            DpopProofUnsupported => (Status::Unauthorized, Some(ErrorCode::InvalidDpopProof)),
+            ProofTooLarge | MalformedProof | WrongProofType | ProofAlgorithmNotAllowed | BadProofKey
+            | ProofCriticalHeader | BadProofSignature | ProofClaimMissing | MalformedProofClaim
+            | WrongProofMethod | WrongProofUrl | ProofNotYetValid | ProofTooOld | WrongAccessTokenHash
+            | ProofReplayed => (Status::Unauthorized, Some(ErrorCode::InvalidDpopProof)),
+            KeyBindingMismatch | TokenNotBound => (Status::Unauthorized, INVALID_TOKEN),
+            ReplayStoreFull | ReplayStoreUnavailable => (Status::Unavailable, None),
             InsufficientScope { .. } => (Status::Forbidden, Some(ErrorCode::InsufficientScope)),
             NoRouteAllows => (Status::Forbidden, None),
             NoIssuerKeys => (Status::Unavailable, None),
@@ -224,7 +266,25 @@ impl Reason {
             BadSubject => "invalid subject",
             UnusableConfirmation => "unsupported token binding",
             BoundTokenAsBearer => "DPoP-bound token sent as a Bearer token",
-            DpopProofUnsupported => "DPoP proofs are not verified by this build",
+            ProofTooLarge => "DPoP proof too large",
+            MalformedProof => "malformed DPoP proof",
+            WrongProofType => "wrong DPoP proof type",
+            ProofAlgorithmNotAllowed => "DPoP proof algorithm not allowed",
+            BadProofKey => "invalid DPoP proof key",
+            ProofCriticalHeader => "unsupported critical header in DPoP proof",
+            BadProofSignature => "invalid DPoP proof signature",
+            ProofClaimMissing => "DPoP proof claim missing",
+            MalformedProofClaim => "malformed DPoP proof claim",
+            WrongProofMethod => "DPoP proof htm mismatch",
+            WrongProofUrl => "DPoP proof htu mismatch",
+            ProofNotYetValid => "DPoP proof issued in the future",
+            ProofTooOld => "DPoP proof too old",
+            WrongAccessTokenHash => "DPoP proof ath mismatch",
+            ProofReplayed => "DPoP proof replayed",
+            KeyBindingMismatch => "invalid DPoP key binding",
+            TokenNotBound => "access token is not DPoP-bound",
+            ReplayStoreFull => "DPoP replay store full",
+            ReplayStoreUnavailable => "DPoP replay store unavailable",
             InsufficientScope { .. } => "insufficient scope",
             NoRouteAllows => "no route allows this request",
             NoIssuerKeys => "issuer keys not available",
@@ -268,7 +328,25 @@ impl Reason {
             BadSubject => "bad_subject",
             UnusableConfirmation => "unusable_confirmation",
             BoundTokenAsBearer => "bound_token_as_bearer",
-            DpopProofUnsupported => "dpop_proof_unsupported",
+            ProofTooLarge => "proof_too_large",
+            MalformedProof => "malformed_proof",
+            WrongProofType => "wrong_proof_type",
+            ProofAlgorithmNotAllowed => "proof_algorithm_not_allowed",
+            BadProofKey => "bad_proof_key",
+            ProofCriticalHeader => "proof_critical_header",
+            BadProofSignature => "bad_proof_signature",
+            ProofClaimMissing => "proof_claim_missing",
+            MalformedProofClaim => "malformed_proof_claim",
+            WrongProofMethod => "wrong_proof_method",
+            WrongProofUrl => "wrong_proof_url",
+            ProofNotYetValid => "proof_not_yet_valid",
+            ProofTooOld => "proof_too_old",
+            WrongAccessTokenHash => "wrong_access_token_hash",
+            ProofReplayed => "proof_replayed",
+            KeyBindingMismatch => "key_binding_mismatch",
+            TokenNotBound => "token_not_bound",
+            ReplayStoreFull => "replay_store_full",
+            ReplayStoreUnavailable => "replay_store_unavailable",
             InsufficientScope { .. } => "insufficient_scope",
             NoRouteAllows => "no_route_allows",
             NoIssuerKeys => "no_issuer_keys",

@@ -165,10 +165,18 @@ fn check_claims(claims: &Map<String, Value>, payload_b64: &str, config: &IssuerC
     if config.required_claims.iter().any(|c| !claims.contains_key(c)) {
         return Err(Reason::MissingClaim);
     }
-    // A scope of another type (an array) grants no scope: RFC 9068 §2.2.3 makes it a string.
-    let scope = claims.get("scope").and_then(Value::as_str).unwrap_or_default().to_string();
+    let scope = scope(claims.get("scope"));
     let jkt = confirmation(claims.get("cnf"))?;
     Ok(VerifiedToken { subject, scope, expires_at, jkt, claims_b64: payload_b64.to_string() })
+}
+
+/// The `scope` claim if it follows RFC 6749 §3.3 (scope-tokens joined by single spaces).
+/// Anything else grants no scope, which fails closed on scoped routes: an array (RFC 9068
+/// §2.2.3 makes `scope` a string), stray spaces, or characters outside the grammar.
+fn scope(value: Option<&Value>) -> String {
+    let Some(Value::String(scope)) = value else { return String::new() };
+    let token_ok = |t: &str| !t.is_empty() && t.bytes().all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E));
+    if scope.split(' ').all(token_ok) { scope.clone() } else { String::new() }
 }
 
 fn check_audience(aud: Option<&Value>, accepted: &[String]) -> Result<(), Reason> {

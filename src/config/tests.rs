@@ -1,1 +1,165 @@
 use super::*;
+
+const MINIMAL: &str = r#"
+[issuer]
+domain = "tenant.auth0.com"
+audience = "https://api.example.com"
+[proxy]
+gateway = "nginx"
+"#;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn problems(text: &str, vars: &[(&str, &str)]) -> Vec<Problem> {
+    Config::load(text, &env(vars)).unwrap_err().problems
+}
+
+fn keys(text: &str, vars: &[(&str, &str)]) -> Vec<String> {
+    problems(text, vars).into_iter().map(|p| p.key).collect()
+}
+
+#[test]
+fn a_minimal_config_gets_the_contract_defaults() {
+    let c = Config::load(MINIMAL, &HashMap::new()).unwrap();
+    assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(c.issuer.issuer, "https://tenant.auth0.com/");
+    assert_eq!(c.issuer.discovery_url(), "https://tenant.auth0.com/.well-known/openid-configuration");
+    assert_eq!(c.issuer.algorithms, vec![jsonwebtoken::Algorithm::RS256]);
+    assert_eq!(c.issuer.leeway, 0);
+    assert_eq!(c.dpop.mode, DpopMode::Allowed);
+    assert_eq!(c.dpop.algorithms, vec!["ES256"]);
+    assert_eq!((c.dpop.iat_leeway, c.dpop.iat_offset), (30, 300));
+    assert_eq!(c.errors.invalid_request_status, http::StatusCode::BAD_REQUEST);
+    assert_eq!(c.default, DefaultAction::Authenticated);
+    assert_eq!(c.proxy.trusted.len(), 2);
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let c = Config::load(
+        MINIMAL,
+        &env(&[
+            ("TOLLGATE_DPOP__REQUIRED", "true"),
+            ("TOLLGATE_ISSUER__LEEWAY", "5"),
+            ("TOLLGATE_PROXY__TRUSTED", "10.0.0.0/8, 192.168.1.1"),
+            ("TOLLGATE_ERRORS__INVALID_REQUEST_STATUS", "401"),
+            ("AUTH0_DOMAIN", "other.eu.auth0.com"),
+            ("AUTH0_AUDIENCE", "https://a.example,https://b.example"),
+            ("PATH", "/usr/bin"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.dpop.mode, DpopMode::Required);
+    assert_eq!(c.issuer.leeway, 5);
+    assert_eq!(c.proxy.trusted.len(), 2);
+    assert_eq!(c.errors.invalid_request_status, http::StatusCode::UNAUTHORIZED);
+    assert_eq!(c.issuer.issuer, "https://other.eu.auth0.com/");
+    assert_eq!(c.issuer.audiences, vec!["https://a.example", "https://b.example"]);
+}
+
+#[test]
+fn auth0_variables_alone_with_a_gateway_make_a_config() {
+    let c = Config::load("", &env(&[("AUTH0_DOMAIN", "t.auth0.com"), ("AUTH0_AUDIENCE", "aud"), ("TOLLGATE_PROXY__GATEWAY", "caddy")]))
+        .unwrap();
+    assert_eq!(c.proxy.gateway, Gateway::Caddy);
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_name() {
+    let text = format!("{MINIMAL}\nlisten_port = 1\n");
+    assert!(problems(&text, &[])[0].message.contains("listen_port"));
+    let text = MINIMAL.replace("[proxy]", "[proxy]\ntrusted_peers = []");
+    let p = problems(&text, &[]);
+    assert_eq!(p[0].key, "proxy.trusted_peers");
+    assert!(p[0].message.contains("trusted_peers"));
+    assert_eq!(keys(MINIMAL, &[("TOLLGATE_ISSUER__AUDIENCES", "x")]), vec!["TOLLGATE_ISSUER__AUDIENCES"]);
+}
+
+#[test]
+fn every_bad_value_is_reported_at_once_naming_its_key() {
+    let text = r#"
+listen = "nowhere"
+[issuer]
+url = "not a url"
+audience = ""
+algorithms = ["HS256", "none"]
+leeway = -1
+[dpop]
+algorithms = ["HS256"]
+nonce = true
+[proxy]
+gateway = "apache"
+trusted = ["10.0.0.0/33"]
+public_origins = ["https://a.example/path"]
+[errors]
+invalid_request_status = 418
+realm = "a\"b"
+[[routes]]
+path_prefix = "admin"
+scopes = ["a b"]
+"#;
+    let got = keys(text, &[]);
+    for key in [
+        "listen", "issuer.url", "issuer.audience", "issuer.algorithms", "issuer.leeway", "dpop.algorithms",
+        "dpop.nonce_secret", "proxy.gateway", "proxy.trusted", "proxy.public_origins",
+        "errors.invalid_request_status", "errors.realm", "routes[0].path_prefix", "routes[0].scopes",
+    ] {
+        assert!(got.iter().any(|k| k == key), "{key} missing from {got:?}");
+    }
+}
+
+#[test]
+fn issuer_needs_exactly_one_of_domain_and_url() {
+    let both = MINIMAL.replace("[issuer]", "[issuer]\nurl = \"https://x.example/\"");
+    assert_eq!(keys(&both, &[]), vec!["issuer"]);
+    let neither = MINIMAL.replace("domain = \"tenant.auth0.com\"", "");
+    assert_eq!(keys(&neither, &[]), vec!["issuer"]);
+}
+
+#[test]
+fn an_empty_audience_list_is_refused() {
+    let text = MINIMAL.replace("audience = \"https://api.example.com\"", "audience = []");
+    assert_eq!(keys(&text, &[]), vec!["issuer.audience"]);
+    let text = MINIMAL.replace("audience = \"https://api.example.com\"", "");
+    assert_eq!(keys(&text, &[]), vec!["issuer.audience"]);
+}
+
+#[test]
+fn the_gateway_is_required() {
+    let text = MINIMAL.replace("gateway = \"nginx\"", "");
+    assert_eq!(keys(&text, &[]), vec!["proxy.gateway"]);
+}
+
+#[test]
+fn a_bad_environment_value_names_the_variable() {
+    assert_eq!(keys(MINIMAL, &[("TOLLGATE_DPOP__ENABLED", "yes")]), vec!["TOLLGATE_DPOP__ENABLED"]);
+    assert_eq!(keys(MINIMAL, &[("TOLLGATE_ISSUER__LEEWAY", "ten")]), vec!["TOLLGATE_ISSUER__LEEWAY"]);
+}
+
+#[test]
+fn routes_are_parsed_into_the_policy() {
+    let text = format!(
+        "{MINIMAL}\n[[routes]]\nhost = \"*.example.com\"\npath = \"/exact\"\nmethods = [\"GET\"]\nany_scopes = [\"a\", \"b\"]\n[[routes]]\npath_prefix = \"/public\"\npublic = true\n"
+    );
+    let c = Config::load(&text, &HashMap::new()).unwrap();
+    assert_eq!(c.routes.len(), 2);
+    assert_eq!(c.routes[0].path, PathMatch::Exact("/exact".into()));
+    assert_eq!(c.routes[0].host, Some(HostPattern::Subdomains(".example.com".into())));
+    assert!(c.routes[1].public);
+}
+
+#[test]
+fn route_paths_must_be_normalized() {
+    let text = format!("{MINIMAL}\n[[routes]]\npath_prefix = \"/a/../b\"\n");
+    assert_eq!(keys(&text, &[]), vec!["routes[0].path_prefix"]);
+}
+
+#[test]
+fn describe_lists_what_was_resolved() {
+    let text = format!("{MINIMAL}\n[[routes]]\npath_prefix = \"/admin\"\nmethods = [\"POST\"]\nscopes = [\"write:admin\"]\n");
+    let out = describe(&Config::load(&text, &HashMap::new()).unwrap());
+    assert!(out.contains("issuer            https://tenant.auth0.com/"), "{out}");
+    assert!(out.contains("POST any host /admin/** -> a valid token, scopes write:admin"), "{out}");
+}

@@ -1,1 +1,172 @@
 use super::*;
+use http::HeaderValue;
+
+fn proxy(gateway: Gateway) -> ProxyConfig {
+    ProxyConfig {
+        gateway,
+        trusted: vec!["127.0.0.1/32".parse().unwrap()],
+        forwarded_prefix: false,
+        public_origins: vec![],
+    }
+}
+
+fn check(peer: &str, method: &str, path: &str, pairs: &[(&str, &str)]) -> CheckRequest {
+    let mut headers = HeaderMap::new();
+    for (name, value) in pairs {
+        headers.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+    }
+    CheckRequest { peer: peer.parse().unwrap(), method: method.parse().unwrap(), path: path.into(), headers }
+}
+
+fn original(gateway: Gateway, pairs: &[(&str, &str)]) -> Result<OriginalRequest, Reason> {
+    original_request(&proxy(gateway), &check("127.0.0.1", "GET", "", pairs))
+}
+
+/// Headers of every dialect claiming the request was `GET /public` on evil.example.
+const OTHER_DIALECTS: &[(&str, &str)] = &[
+    ("x-original-method", "GET"),
+    ("x-original-uri", "/public"),
+    ("x-original-url", "https://evil.example/public"),
+    ("x-forwarded-method", "GET"),
+    ("x-forwarded-uri", "/public"),
+];
+
+fn with_spoofs(own: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let own_names: Vec<&str> = own.iter().map(|(n, _)| *n).collect();
+    let mut all = own.to_vec();
+    all.extend(OTHER_DIALECTS.iter().filter(|(n, _)| !own_names.contains(n)));
+    all
+}
+
+#[test]
+fn nginx_reads_x_original_headers_only() {
+    let own = [
+        ("x-original-method", "POST"),
+        ("x-original-uri", "/admin/x?q=1"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "API.example.com:443"),
+    ];
+    let expected = OriginalRequest::new("POST", "https", Some("api.example.com"), "/admin/x").unwrap();
+    assert_eq!(original(Gateway::Nginx, &own), Ok(expected.clone()));
+    assert_eq!(original(Gateway::Nginx, &with_spoofs(&own)), Ok(expected));
+}
+
+#[test]
+fn ingress_nginx_reads_the_full_original_url() {
+    let own = [("x-original-method", "POST"), ("x-original-url", "https://api.example.com:8443/admin/x?q=1")];
+    let expected = OriginalRequest::new("POST", "https", Some("api.example.com:8443"), "/admin/x").unwrap();
+    assert_eq!(original(Gateway::IngressNginx, &own), Ok(expected.clone()));
+    let spoofed = [own.as_slice(), &[("x-original-uri", "/public"), ("x-forwarded-uri", "/public"), ("x-forwarded-method", "GET")]].concat();
+    assert_eq!(original(Gateway::IngressNginx, &spoofed), Ok(expected));
+}
+
+#[test]
+fn traefik_and_caddy_read_x_forwarded_headers_only() {
+    let own = [
+        ("x-forwarded-method", "DELETE"),
+        ("x-forwarded-uri", "/admin/x"),
+        ("x-forwarded-proto", "http"),
+        ("x-forwarded-host", "api.example.com:80"),
+    ];
+    let expected = OriginalRequest::new("DELETE", "http", Some("api.example.com"), "/admin/x").unwrap();
+    for gateway in [Gateway::Traefik, Gateway::Caddy] {
+        assert_eq!(original(gateway, &own), Ok(expected.clone()));
+        assert_eq!(original(gateway, &with_spoofs(&own)), Ok(expected.clone()));
+    }
+}
+
+#[test]
+fn envoy_reads_the_check_request_itself() {
+    let request = check("127.0.0.1", "PUT", "/admin/x?y=1", &[("host", "api.example.com"), ("x-forwarded-proto", "https")]);
+    let expected = OriginalRequest::new("PUT", "https", Some("api.example.com"), "/admin/x").unwrap();
+    assert_eq!(original_request(&proxy(Gateway::Envoy), &request), Ok(expected.clone()));
+    let mut spoofed = request.clone();
+    for (n, v) in OTHER_DIALECTS {
+        spoofed.headers.append(HeaderName::from_bytes(n.as_bytes()).unwrap(), HeaderValue::from_static(v));
+    }
+    assert_eq!(original_request(&proxy(Gateway::Envoy), &spoofed), Ok(expected));
+}
+
+#[test]
+fn a_trusted_peer_without_its_dialect_headers_is_a_gateway_misconfiguration() {
+    assert_eq!(original(Gateway::Nginx, &[("x-forwarded-uri", "/a"), ("x-forwarded-method", "GET")]), Err(Reason::GatewayHeadersMissing));
+    assert_eq!(original(Gateway::Nginx, &[("x-original-method", "GET")]), Err(Reason::GatewayHeadersMissing));
+    assert_eq!(original(Gateway::Traefik, &[("x-original-uri", "/a"), ("x-original-method", "GET")]), Err(Reason::GatewayHeadersMissing));
+    assert_eq!(original(Gateway::IngressNginx, &[("x-original-method", "GET")]), Err(Reason::GatewayHeadersMissing));
+}
+
+#[test]
+fn an_untrusted_peer_is_judged_by_its_own_request() {
+    let request = check("127.0.0.2", "POST", "/admin", &[("x-original-method", "GET"), ("x-original-uri", "/public"), ("host", "h")]);
+    let got = original_request(&proxy(Gateway::Nginx), &request).unwrap();
+    assert_eq!((got.method(), got.path(), got.scheme()), ("POST", "/admin", "http"));
+}
+
+#[test]
+fn repeated_or_listed_forwarding_values_are_refused() {
+    let base = [("x-original-method", "GET"), ("x-original-uri", "/r")];
+    for extra in [
+        vec![("x-forwarded-host", "evil.example, api.example.com")],
+        vec![("x-forwarded-proto", "https, http")],
+        vec![("x-forwarded-proto", "javascript")],
+        vec![("x-forwarded-host", "a.example"), ("x-forwarded-host", "b.example")],
+        vec![("x-forwarded-host", "api.example.com:0443")],
+        vec![("x-forwarded-host", "user@api.example.com")],
+    ] {
+        let pairs = [base.as_slice(), extra.as_slice()].concat();
+        assert_eq!(original(Gateway::Nginx, &pairs), Err(Reason::BadForwardedHeader), "{extra:?}");
+    }
+    let bad_method = [("x-original-method", "GE T"), ("x-original-uri", "/r")];
+    assert_eq!(original(Gateway::Nginx, &bad_method), Err(Reason::BadForwardedHeader));
+}
+
+#[test]
+fn the_prefix_is_honoured_only_when_configured() {
+    let pairs = [("x-forwarded-method", "GET"), ("x-forwarded-uri", "/r"), ("x-forwarded-prefix", "/api")];
+    assert_eq!(original(Gateway::Traefik, &pairs).unwrap().path(), "/r");
+    let mut with_prefix = proxy(Gateway::Traefik);
+    with_prefix.forwarded_prefix = true;
+    let got = original_request(&with_prefix, &check("127.0.0.1", "GET", "", &pairs)).unwrap();
+    assert_eq!(got.path(), "/api/r");
+    for bad in ["../admin", "//evil.example", "http://x", "/%2e%2e", "/a/../b"] {
+        let pairs = [("x-forwarded-method", "GET"), ("x-forwarded-uri", "/r"), ("x-forwarded-prefix", bad)];
+        let got = original_request(&with_prefix, &check("127.0.0.1", "GET", "", &pairs));
+        assert_eq!(got, Err(Reason::BadForwardedHeader), "{bad}");
+    }
+}
+
+#[test]
+fn paths_are_normalized_like_the_upstream_serves_them() {
+    for (raw, normalized) in [
+        ("/", "/"),
+        ("/admin", "/admin"),
+        ("/admin/", "/admin/"),
+        ("//admin", "/admin"),
+        ("/public/../admin", "/admin"),
+        ("/a/./b/../c", "/a/c"),
+        ("/%7Euser", "/~user"),
+        ("/a%2dz", "/a-z"),
+        ("/a%3fb", "/a%3Fb"),
+        ("/admin;x=1", "/admin;x=1"),
+        ("/..", "/"),
+        ("/a/..", "/"),
+    ] {
+        assert_eq!(normalize_path(raw).as_deref(), Ok(normalized), "{raw}");
+    }
+}
+
+#[test]
+fn ambiguous_escapes_in_paths_are_refused() {
+    for raw in ["/admin%2fusers", "/admin%2Fusers", "/a%5Cb", "/admin%00", "/public/%2e%2e/admin", "/%2E/x", "/a\\b", "/a b", "/bad%zz", "/bad%2", "admin"] {
+        assert_eq!(normalize_path(raw), Err(Reason::AmbiguousPath), "{raw}");
+    }
+}
+
+#[test]
+fn origins_are_normalized() {
+    assert_eq!(parse_origin("HTTPS://API.example.com:443").as_deref(), Some("https://api.example.com"));
+    assert_eq!(parse_origin("http://a.example:8080/").as_deref(), Some("http://a.example:8080"));
+    assert_eq!(parse_origin("https://a.example/path"), None);
+    assert_eq!(parse_origin("ftp://a.example"), None);
+    assert_eq!(parse_origin("https://u@a.example"), None);
+}

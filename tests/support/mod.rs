@@ -131,7 +131,7 @@ impl MockIssuer {
     }
 
     /// A token signed by `key` with valid defaults for this issuer at `now`.
-    pub fn token(&self, key: &SigningKey, now: i64) -> TokenBuilder {
+    pub fn token<'k>(&self, key: &'k SigningKey, now: i64) -> TokenBuilder<'k> {
         TokenBuilder::new(key, &self.issuer(), now)
     }
 }
@@ -276,10 +276,10 @@ pub fn now() -> i64 {
     SystemClock.now()
 }
 
-/// `[issuer]` and `[proxy]` for `issuer`, followed by `extra` TOML.
+/// `extra` TOML (top-level keys or whole tables), then `[issuer]` and `[proxy]` for `issuer`.
 pub fn config_text(issuer: &str, gateway: &str, extra: &str) -> String {
     format!(
-        "[issuer]\nurl = \"{issuer}\"\naudience = \"{AUDIENCE}\"\n[proxy]\ngateway = \"{gateway}\"\n{extra}\n"
+        "{extra}\n[issuer]\nurl = \"{issuer}\"\naudience = \"{AUDIENCE}\"\n[proxy]\ngateway = \"{gateway}\"\n"
     )
 }
 
