@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::Body;
-use axum::extract::connect_info::MockConnectInfo;
 use axum::extract::State;
+use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -60,7 +60,9 @@ pub struct MockIssuer {
 impl MockIssuer {
     /// Starts an issuer serving the public halves of `keys`.
     pub async fn start(keys: &[&SigningKey]) -> MockIssuer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind mock issuer");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind mock issuer");
         let addr = listener.local_addr().expect("local addr");
         let issuer = format!("http://{addr}/");
         let state = Arc::new(Mutex::new(MockState {
@@ -73,7 +75,11 @@ impl MockIssuer {
         }));
         let jwks_fetches = Arc::new(AtomicUsize::new(0));
         let discovery_fetches = Arc::new(AtomicUsize::new(0));
-        let shared = (state.clone(), jwks_fetches.clone(), discovery_fetches.clone());
+        let shared = (
+            state.clone(),
+            jwks_fetches.clone(),
+            discovery_fetches.clone(),
+        );
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/jwks", get(jwks))
@@ -81,7 +87,13 @@ impl MockIssuer {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        MockIssuer { addr, state, jwks_fetches, discovery_fetches, server: Arc::new(server) }
+        MockIssuer {
+            addr,
+            state,
+            jwks_fetches,
+            discovery_fetches,
+            server: Arc::new(server),
+        }
     }
 
     pub fn issuer(&self) -> String {
@@ -166,7 +178,9 @@ async fn jwks(State((state, count, _)): State<Shared>) -> Response {
         JwksMode::Serve => {
             let mut response = axum::Json(json!({ "keys": keys })).into_response();
             if let Some(cc) = cache_control {
-                response.headers_mut().insert("cache-control", cc.parse().unwrap());
+                response
+                    .headers_mut()
+                    .insert("cache-control", cc.parse().unwrap());
             }
             response
         }
@@ -292,16 +306,30 @@ impl TestApp {
     pub async fn with_gateway(gateway: &str, extra: &str) -> TestApp {
         let key = SigningKey::rsa("k1").expect("key");
         let issuer = MockIssuer::start(&[&key]).await;
-        let config = Config::load(&config_text(&issuer.issuer(), gateway, extra), &Default::default())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let config = Config::load(
+            &config_text(&issuer.issuer(), gateway, extra),
+            &Default::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         TestApp::from_config(issuer, key, config, fast_timings()).await
     }
 
-    pub async fn from_config(issuer: MockIssuer, key: SigningKey, config: Config, timings: Timings) -> TestApp {
+    pub async fn from_config(
+        issuer: MockIssuer,
+        key: SigningKey,
+        config: Config,
+        timings: Timings,
+    ) -> TestApp {
         let clock = Arc::new(ManualClock::new(now()));
         let checker = Checker::from_config(config, timings, clock.clone() as Arc<dyn Clock>);
         checker.issuer().refresh().await.expect("initial key fetch");
-        TestApp { issuer, key, checker, clock, peer: "127.0.0.1:40000".parse().unwrap() }
+        TestApp {
+            issuer,
+            key,
+            checker,
+            clock,
+            peer: "127.0.0.1:40000".parse().unwrap(),
+        }
     }
 
     pub fn now(&self) -> i64 {
@@ -322,12 +350,14 @@ impl TestApp {
 
     /// `GET /auth{path}` with these headers.
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
-        self.send(request("GET", &format!("/auth{path}"), headers)).await
+        self.send(request("GET", &format!("/auth{path}"), headers))
+            .await
     }
 
     /// `GET /auth/r` with `Authorization: Bearer {token}`.
     pub async fn bearer(&self, token: &str) -> Answer {
-        self.get("/r", &[("authorization", &format!("Bearer {token}"))]).await
+        self.get("/r", &[("authorization", &format!("Bearer {token}"))])
+            .await
     }
 }
 
@@ -351,7 +381,11 @@ impl Answer {
     async fn read(response: Response) -> Answer {
         let (parts, body) = response.into_parts();
         let bytes = body.collect().await.expect("body").to_bytes();
-        Answer { status: parts.status, headers: parts.headers, body: String::from_utf8_lossy(&bytes).into() }
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body: String::from_utf8_lossy(&bytes).into(),
+        }
     }
 
     /// Every `WWW-Authenticate` value, in order.
@@ -369,7 +403,11 @@ impl Answer {
 
     /// The `error` member of the JSON body.
     pub fn error(&self) -> Option<String> {
-        serde_json::from_str::<Value>(&self.body).ok()?.get("error")?.as_str().map(str::to_owned)
+        serde_json::from_str::<Value>(&self.body)
+            .ok()?
+            .get("error")?
+            .as_str()
+            .map(str::to_owned)
     }
 
     /// Asserts a 401 `invalid_token` for a Bearer request, with the exact description.
@@ -378,7 +416,9 @@ impl Answer {
         assert_eq!(
             self.challenges(),
             vec![
-                format!("Bearer realm=\"api\", error=\"invalid_token\", error_description=\"{description}\""),
+                format!(
+                    "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"{description}\""
+                ),
                 "DPoP algs=\"ES256\"".to_string(),
             ]
         );

@@ -1,0 +1,176 @@
+//! The binary's commands: `check`, `serve` (with graceful shutdown on SIGTERM) and `dev`.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+use tollgate::dev::SigningKey;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
+
+/// Kills the child by its pid when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn write_config(text: &str) -> (tempdir::Dir, std::path::PathBuf) {
+    let dir = tempdir::Dir::new();
+    let path = dir.path().join("tollgate.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+mod tempdir {
+    /// A directory removed when dropped.
+    pub struct Dir(std::path::PathBuf);
+
+    impl Dir {
+        pub fn new() -> Self {
+            let path = std::env::temp_dir().join(format!("tollgate-cli-{}-{}", std::process::id(), super::now_nanos()));
+            std::fs::create_dir_all(&path).unwrap();
+            Dir(path)
+        }
+
+        pub fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn wait_ready(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("tollgate on port {port} never became ready");
+}
+
+#[test]
+fn check_prints_the_resolved_config_and_exits_zero() {
+    let (_dir, path) = write_config(
+        "[issuer]\ndomain = \"t.auth0.com\"\naudience = \"a\"\n[proxy]\ngateway = \"traefik\"\n[[routes]]\npath_prefix = \"/admin\"\nscopes = [\"w\"]\n",
+    );
+    let out = Command::new(BIN).args(["check", "--config"]).arg(&path).env_remove("AUTH0_DOMAIN").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("issuer            https://t.auth0.com/"), "{text}");
+    assert!(text.contains("gateway           Traefik"), "{text}");
+    assert!(text.contains("/admin/** -> a valid token, scopes w"), "{text}");
+}
+
+#[test]
+fn check_names_every_bad_key_and_exits_non_zero() {
+    let (_dir, path) = write_config("[issuer]\nurl = \"nope\"\naudience = []\n[proxy]\ngateway = \"nginx\"\ntrusted = [\"10.0.0.0/40\"]\n");
+    let out = Command::new(BIN).args(["check", "--config"]).arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8(out.stderr).unwrap();
+    for key in ["issuer.url", "issuer.audience", "proxy.trusted"] {
+        assert!(text.contains(key), "{key} in {text}");
+    }
+}
+
+#[test]
+fn check_reports_an_unreadable_file() {
+    let out = Command::new(BIN).args(["check", "--config", "no-such-file.toml"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr).unwrap().contains("cannot read no-such-file.toml"));
+}
+
+#[tokio::test]
+async fn serve_answers_checks_and_stops_cleanly_on_sigterm() {
+    let key = SigningKey::rsa("k1").unwrap();
+    let issuer = MockIssuer::start(&[&key]).await;
+    let port = free_port();
+    let text = format!("listen = \"127.0.0.1:{port}\"\n{}", config_text(&issuer.issuer(), "envoy", ""));
+    let (_dir, path) = write_config(&text);
+    let mut child = Running(Command::new(BIN).args(["serve", "--config"]).arg(&path).stderr(Stdio::null()).spawn().unwrap());
+    wait_ready(port).await;
+    let token = issuer.token(&key, now()).sign();
+    let client = reqwest::Client::new();
+    let ok = client.get(format!("http://127.0.0.1:{port}/auth/r")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["x-auth-subject"], "user1");
+    let refused = client.get(format!("http://127.0.0.1:{port}/auth/r")).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+
+    let status = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = child.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "tollgate did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test]
+async fn dev_prints_a_token_that_works_and_curl_lines() {
+    let port = free_port();
+    let mut child = Running(
+        Command::new(BIN)
+            .args(["dev", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (token, lines) = tokio::task::spawn_blocking(move || {
+        let mut token = None;
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(t) = line.trim().strip_prefix("TOKEN=") {
+                token = Some(t.to_string());
+            }
+            let done = line.contains("/metrics");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        (token, lines)
+    })
+    .await
+    .unwrap();
+    let token = token.expect("dev prints TOKEN=");
+    assert!(lines.iter().any(|l| l.contains("curl") && l.contains("# 403")), "{lines:?}");
+    wait_ready(port).await;
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let ok = client.get(format!("{base}/auth/orders")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["x-auth-subject"], "dev-user");
+    assert_eq!(client.get(format!("{base}/auth/orders")).send().await.unwrap().status(), 401);
+    assert_eq!(client.get(format!("{base}/auth/admin")).bearer_auth(&token).send().await.unwrap().status(), 403);
+    assert_eq!(client.get(format!("{base}/auth/public/status")).send().await.unwrap().status(), 200);
+}
