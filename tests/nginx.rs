@@ -3,9 +3,8 @@
 //! real `tollgate` binary checking tokens from the mock issuer.
 //!
 //! nginx must be installed (`apt-get install nginx`); without it these tests fail.
-//!
-//! Self-contained on purpose (a small issuer below rather than `tests/support`), so the
-//! processes and ports it manages are all in this file.
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -17,12 +16,9 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::IntoResponse;
-use axum::routing::get;
 use serde_json::{Value, json};
+use support::{AUDIENCE, JwksMode, MockIssuer};
 use tollgate::dev::SigningKey;
-
-const AUDIENCE: &str = "https://api.example.com";
 
 /// The example as it ships; the test only swaps the placeholder addresses.
 const SHIPPED_CONF: &str = include_str!(concat!(
@@ -165,53 +161,23 @@ where
 }
 
 // ---------------------------------------------------------------------------------------
-// The issuer: OIDC discovery and JWKS on 127.0.0.1, and tokens signed with its key.
-
-/// How the issuer answers JWKS requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Jwks {
-    Serve,
-    /// 500: tollgate never gets keys.
-    Fail,
-}
+// The issuer: the shared mock (discovery and JWKS on 127.0.0.1) and its signing key.
 
 struct Issuer {
-    issuer: String,
+    mock: MockIssuer,
     key: SigningKey,
-    server: tokio::task::JoinHandle<()>,
 }
 
 impl Issuer {
-    async fn start(jwks: Jwks) -> Issuer {
+    async fn start(jwks: JwksMode) -> Issuer {
         let key = SigningKey::rsa("k1").expect("key");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind issuer");
-        let issuer = format!("http://{}/", listener.local_addr().expect("addr"));
-        let discovery = json!({ "issuer": issuer, "jwks_uri": format!("{issuer}jwks") });
-        let keys = json!({ "keys": [key.public_jwk()] });
-        let app = Router::new()
-            .route(
-                "/.well-known/openid-configuration",
-                get(move || async move { axum::Json(discovery) }),
-            )
-            .route(
-                "/jwks",
-                get(move || async move {
-                    match jwks {
-                        Jwks::Serve => axum::Json(keys).into_response(),
-                        Jwks::Fail => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-                    }
-                }),
-            );
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Issuer {
-            issuer,
-            key,
-            server,
-        }
+        let mock = MockIssuer::start(&[&key]).await;
+        mock.set_mode(jwks);
+        Issuer { mock, key }
+    }
+
+    fn url(&self) -> String {
+        self.mock.issuer()
     }
 
     /// A token for user1 with scope `scope`, signed by `key`, valid for ten minutes.
@@ -221,30 +187,18 @@ impl Issuer {
 
     /// Same, with `extra` claims added.
     fn token_with(&self, key: &SigningKey, scope: &str, extra: Value) -> String {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs() as i64;
-        let header = json!({ "alg": "RS256", "typ": "at+jwt", "kid": key.kid() });
-        let claims = json!({
-            "iss": self.issuer, "aud": AUDIENCE, "sub": "user1", "iat": now, "exp": now + 600,
-            "scope": scope, "client_id": "client-1", "jti": format!("jti-{now}"),
-        });
-        let mut claims = claims;
+        let mut token = self
+            .mock
+            .token(key, support::now())
+            .claim("scope", json!(scope));
         for (name, value) in extra.as_object().into_iter().flatten() {
-            claims[name] = value.clone();
+            token = token.claim(name, value.clone());
         }
-        key.sign_jws(&header, &claims).expect("sign")
+        token.sign()
     }
 
     fn token(&self, scope: &str) -> String {
         self.token_signed_by(&self.key, scope)
-    }
-}
-
-impl Drop for Issuer {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }
 
@@ -374,12 +328,12 @@ http {{
 impl Stack {
     /// The stack with an issuer that serves its key.
     async fn start() -> Stack {
-        Stack::start_with(Jwks::Serve, true).await
+        Stack::start_with(JwksMode::Serve, true).await
     }
 
     /// The stack; `jwks` is how the issuer answers; `wait_keys` waits for `/readyz`
     /// (otherwise for `/healthz` only).
-    async fn start_with(jwks: Jwks, wait_keys: bool) -> Stack {
+    async fn start_with(jwks: JwksMode, wait_keys: bool) -> Stack {
         let nginx_bin = nginx_binary();
         let issuer = Issuer::start(jwks).await;
         let (echo_addr, echo) = start_echo().await;
@@ -396,7 +350,7 @@ impl Stack {
             attempt += 1;
             let port = free_port();
             let config = dir.path().join("tollgate.toml");
-            std::fs::write(&config, tollgate_config(&issuer.issuer, port))
+            std::fs::write(&config, tollgate_config(&issuer.url(), port))
                 .expect("write tollgate config");
             let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
             command.arg("serve").arg("--config").arg(&config);
@@ -931,7 +885,7 @@ async fn invalid_request_is_401_with_challenge() {
 #[tokio::test]
 async fn check_that_cannot_decide_is_500() {
     // No issuer keys: tollgate answers the check 503, which auth_request turns into 500.
-    let stack = Stack::start_with(Jwks::Fail, false).await;
+    let stack = Stack::start_with(JwksMode::Fail, false).await;
     let token = stack.token();
     let reply = stack
         .send(
