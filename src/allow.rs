@@ -9,8 +9,8 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
+use http::header::{HeaderName, HeaderValue};
 
 use crate::refusal::{Answer, Scheme};
 use crate::token::VerifiedToken;

@@ -127,9 +127,8 @@ pub struct CacheConfig {
 impl Config {
     /// Loads from TOML text and an environment map; environment values win.
     pub fn load(toml_text: &str, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
-        let mut table: toml::Table = toml_text
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError::single("file", e.message().to_string()))?;
+        let mut table: toml::Table =
+            toml_text.parse().map_err(|e: toml::de::Error| ConfigError::single("file", e.message().to_string()))?;
         apply_env(&mut table, env)?;
         let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| ConfigError::single(&path_name(e.path()), e.inner().to_string()))?;
@@ -282,11 +281,7 @@ fn apply_env(table: &mut toml::Table, env: &HashMap<String, String>) -> Result<(
 fn env_value(value: &str, kind: EnvKind) -> Result<toml::Value, String> {
     let list = |v: &str| {
         toml::Value::Array(
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| toml::Value::String(s.into()))
-                .collect(),
+            v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect(),
         )
     };
     match kind {
@@ -296,10 +291,7 @@ fn env_value(value: &str, kind: EnvKind) -> Result<toml::Value, String> {
             "false" => Ok(toml::Value::Boolean(false)),
             _ => Err("expected true or false".into()),
         },
-        EnvKind::Int => value
-            .parse::<i64>()
-            .map(toml::Value::Integer)
-            .map_err(|_| "expected an integer".into()),
+        EnvKind::Int => value.parse::<i64>().map(toml::Value::Integer).map_err(|_| "expected an integer".into()),
         EnvKind::List => Ok(list(value)),
         EnvKind::StrOrList if value.contains(',') => Ok(list(value)),
         EnvKind::StrOrList => Ok(toml::Value::String(value.into())),
@@ -311,9 +303,7 @@ fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) {
     let last = parts.pop().unwrap_or(key);
     let mut current = table;
     for part in parts {
-        let entry = current
-            .entry(part.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = current.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         if !entry.is_table() {
             *entry = toml::Value::Table(toml::Table::new());
         }
@@ -494,12 +484,8 @@ impl RawConfig {
         let dpop = self.dpop.validate(&mut p);
         let proxy = self.proxy.validate(&mut p);
         let errors = self.errors.validate(&mut p);
-        let routes = self
-            .routes
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| r.validate(&format!("routes[{i}]"), &mut p))
-            .collect();
+        let routes =
+            self.routes.into_iter().enumerate().map(|(i, r)| r.validate(&format!("routes[{i}]"), &mut p)).collect();
         let log = LogConfig { format: self.log.format, level: self.log.level };
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log.level) {
             p.add("log.level", format!("not a log filter: {e}"));
@@ -535,43 +521,27 @@ impl RawIssuer {
         if audiences.is_empty() || audiences.iter().any(|a| a.trim().is_empty()) {
             p.add("issuer.audience", "required and not empty: the API identifier tokens are issued for");
         }
-        let algorithms = self
-            .algorithms
-            .iter()
-            .filter_map(|name| token_algorithm(name, p))
-            .collect::<Vec<_>>();
+        let algorithms = self.algorithms.iter().filter_map(|name| token_algorithm(name, p)).collect::<Vec<_>>();
         if self.algorithms.is_empty() {
             p.add("issuer.algorithms", "must list at least one algorithm");
         }
         if !(0..=300).contains(&self.leeway) {
             p.add("issuer.leeway", "must be between 0 and 300 seconds");
         }
-        IssuerConfig {
-            issuer,
-            audiences,
-            algorithms,
-            leeway: self.leeway,
-            required_claims: self.required_claims,
-        }
+        IssuerConfig { issuer, audiences, algorithms, leeway: self.leeway, required_claims: self.required_claims }
     }
 }
 
 fn token_algorithm(name: &str, p: &mut Problems) -> Option<jsonwebtoken::Algorithm> {
     if !TOKEN_ALGORITHMS.contains(&name) {
-        p.add(
-            "issuer.algorithms",
-            format!("{name:?} is not allowed; choose from {}", TOKEN_ALGORITHMS.join(", ")),
-        );
+        p.add("issuer.algorithms", format!("{name:?} is not allowed; choose from {}", TOKEN_ALGORITHMS.join(", ")));
         return None;
     }
     name.parse().ok()
 }
 
 fn issuer_from_domain(domain: &str, p: &mut Problems) -> String {
-    let valid = !domain.is_empty()
-        && domain
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+    let valid = !domain.is_empty() && domain.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
     if !valid {
         p.add("issuer.domain", format!("not a host name such as TENANT.auth0.com: {domain:?}"));
     }
@@ -682,12 +652,7 @@ impl RawProxy {
                 p.add("proxy.public_origins", format!("not an origin such as https://api.example.com: {origin:?}"));
             }
         }
-        ProxyConfig {
-            gateway,
-            trusted,
-            forwarded_prefix: self.forwarded_prefix,
-            public_origins: self.public_origins,
-        }
+        ProxyConfig { gateway, trusted, forwarded_prefix: self.forwarded_prefix, public_origins: self.public_origins }
     }
 }
 
@@ -736,13 +701,12 @@ impl RawRoute {
             (None, Some(exact)) => checked_path(exact, &format!("{key}.path"), p, PathMatch::Exact),
             (None, None) => PathMatch::Any,
         };
-        let methods = self.methods.map(|methods| {
-            for m in &methods {
+        let methods = self.methods.inspect(|methods| {
+            for m in methods {
                 if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
                     p.add(format!("{key}.methods"), format!("methods are upper-case tokens such as GET: {m:?}"));
                 }
             }
-            methods
         });
         for scope in self.scopes.iter().chain(&self.any_scopes) {
             if !is_scope_token(scope) {
@@ -752,14 +716,7 @@ impl RawRoute {
         if self.public && !(self.scopes.is_empty() && self.any_scopes.is_empty()) {
             p.add(key, "a public route cannot require scopes");
         }
-        Route {
-            host,
-            path,
-            methods,
-            scopes: self.scopes,
-            any_scopes: self.any_scopes,
-            public: self.public,
-        }
+        Route { host, path, methods, scopes: self.scopes, any_scopes: self.any_scopes, public: self.public }
     }
 }
 

@@ -32,7 +32,13 @@ pub struct Checker {
 }
 
 impl Checker {
-    pub fn new(config: Config, issuer: Arc<Issuer>, cache: Arc<TokenCache>, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        config: Config,
+        issuer: Arc<Issuer>,
+        cache: Arc<TokenCache>,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Checker {
             policy: Policy::new(config.routes.clone(), config.default),
             challenge: config.challenge_settings(),
@@ -80,7 +86,11 @@ impl Checker {
             }
             Err(refusal) => {
                 let reason = refusal.reason();
-                let outcome = if matches!(reason, Reason::NoIssuerKeys | Reason::GatewayHeadersMissing) { "error" } else { "deny" };
+                let outcome = if matches!(reason, Reason::NoIssuerKeys | Reason::GatewayHeadersMissing) {
+                    "error"
+                } else {
+                    "deny"
+                };
                 self.metrics.checks.with_label_values(&[outcome, reason.label()]).inc();
                 if *reason == Reason::GatewayHeadersMissing {
                     tracing::error!(gateway = ?self.config.proxy.gateway, peer = %request.peer,

@@ -118,7 +118,8 @@ impl SigningKey {
     /// A compact JWS of `header` and `payload` as given (the header's `alg` is used as is).
     pub fn sign_jws(&self, header: &Value, payload: &Value) -> Result<String, SignError> {
         let alg = header.get("alg").and_then(Value::as_str).unwrap_or(self.default_alg());
-        let signing_input = format!("{}.{}", jws::encode(header.to_string().as_bytes()), jws::encode(payload.to_string().as_bytes()));
+        let signing_input =
+            format!("{}.{}", jws::encode(header.to_string().as_bytes()), jws::encode(payload.to_string().as_bytes()));
         let sig = self.sign(alg, signing_input.as_bytes())?;
         Ok(format!("{signing_input}.{}", jws::encode(&sig)))
     }
@@ -141,9 +142,12 @@ impl DevIssuer {
         let discovery = json!({ "issuer": issuer, "jwks_uri": format!("{issuer}.well-known/jwks.json") });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(move || async move { Json(discovery) }))
-            .route("/.well-known/jwks.json", get(|State(jwks): State<Arc<RwLock<Value>>>| async move {
-                Json(jwks.read().map(|j| j.clone()).unwrap_or_default())
-            }))
+            .route(
+                "/.well-known/jwks.json",
+                get(|State(jwks): State<Arc<RwLock<Value>>>| async move {
+                    Json(jwks.read().map(|j| j.clone()).unwrap_or_default())
+                }),
+            )
             .with_state(jwks.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

@@ -106,10 +106,10 @@ pub fn original_request(proxy: &ProxyConfig, check: &CheckRequest) -> Result<Ori
             one(h, &http::header::HOST)?,
         )?,
     };
-    if proxy.forwarded_prefix {
-        if let Some(prefix) = one(h, &X_FORWARDED_PREFIX)? {
-            request.path = prefixed(prefix, &request.path)?;
-        }
+    if proxy.forwarded_prefix
+        && let Some(prefix) = one(h, &X_FORWARDED_PREFIX)?
+    {
+        request.path = prefixed(prefix, &request.path)?;
     }
     Ok(request)
 }
@@ -184,7 +184,9 @@ fn normalize_host(authority: &str, scheme: &str) -> Result<String, Reason> {
     let (host, port) = split_port(&lower).ok_or(Reason::BadForwardedHeader)?;
     let host_ok = !host.is_empty()
         && (host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-            || (host.starts_with('[') && host.ends_with(']') && host[1..host.len() - 1].parse::<std::net::Ipv6Addr>().is_ok()));
+            || (host.starts_with('[')
+                && host.ends_with(']')
+                && host[1..host.len() - 1].parse::<std::net::Ipv6Addr>().is_ok()));
     if !host_ok {
         return Err(Reason::BadForwardedHeader);
     }

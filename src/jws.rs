@@ -76,10 +76,7 @@ pub fn encode(bytes: &[u8]) -> String {
 
 /// Cheap pre-check of a segment's alphabet and length (a length of 4n+1 is never valid).
 fn is_strict_b64(segment: &str) -> bool {
-    segment.len() % 4 != 1
-        && segment
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    segment.len() % 4 != 1 && segment.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Parses a JSON object, refusing duplicate member names at any depth.
@@ -121,9 +118,7 @@ impl<'de> Visitor<'de> for UniqueVisitor {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        serde_json::Number::from_f64(v)
-            .map(Value::Number)
-            .ok_or_else(|| E::custom("non-finite number"))
+        serde_json::Number::from_f64(v).map(Value::Number).ok_or_else(|| E::custom("non-finite number"))
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {

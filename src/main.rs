@@ -11,7 +11,11 @@ use tollgate::decision::Checker;
 use tollgate::issuer::Timings;
 
 #[derive(Parser)]
-#[command(name = "tollgate", version, about = "Forward-auth sidecar: verifies OAuth 2.0 / OIDC access tokens for your gateway")]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Forward-auth sidecar: verifies OAuth 2.0 / OIDC access tokens for your gateway"
+)]
 struct Cli {
     /// Config file (same as `tollgate serve --config FILE`).
     #[arg(long, global = false)]
@@ -166,12 +170,16 @@ scopes = ["admin"]
         let base = format!("http://{listen}");
         println!("tollgate dev: development issuer at {}", issuer.issuer());
         println!("tollgate dev: sidecar at {base} (gateway dialect: envoy, so /auth/<path> is the request checked)\n");
-        println!("A token for audience {AUDIENCE}, subject dev-user, scope read:orders, valid 1 hour:\n\n  TOKEN={token}\n");
+        println!(
+            "A token for audience {AUDIENCE}, subject dev-user, scope read:orders, valid 1 hour:\n\n  TOKEN={token}\n"
+        );
         println!("Try:");
         println!("  curl -i {base}/auth/orders -H \"Authorization: Bearer $TOKEN\"   # 200, X-Auth-Subject: dev-user");
         println!("  curl -i {base}/auth/orders                                     # 401, bare challenge");
         println!("  curl -i {base}/auth/orders -H \"Authorization: Bearer nope\"     # 401 invalid_token");
-        println!("  curl -i {base}/auth/admin -H \"Authorization: Bearer $TOKEN\"    # 403 insufficient_scope, scope=\"admin\"");
+        println!(
+            "  curl -i {base}/auth/admin -H \"Authorization: Bearer $TOKEN\"    # 403 insufficient_scope, scope=\"admin\""
+        );
         println!("  curl -i {base}/auth/public/status                              # 200, public route");
         println!("  curl -s {base}/metrics | grep tollgate_checks_total\n");
         super::run(config).await

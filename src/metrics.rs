@@ -34,10 +34,17 @@ impl Metrics {
             checks,
             check_duration,
             jwks_fetches: counter("tollgate_jwks_fetches_total", "Discovery and JWKS fetches attempted."),
-            jwks_fetch_failures: counter("tollgate_jwks_fetch_failures_total", "Fetches that failed; the previous keys were kept."),
-            token_cache_hits: counter("tollgate_token_cache_hits_total", "Checks answered from the verified-token cache."),
+            jwks_fetch_failures: counter(
+                "tollgate_jwks_fetch_failures_total",
+                "Fetches that failed; the previous keys were kept.",
+            ),
+            token_cache_hits: counter(
+                "tollgate_token_cache_hits_total",
+                "Checks answered from the verified-token cache.",
+            ),
             token_cache_misses: counter("tollgate_token_cache_misses_total", "Checks that had to verify a signature."),
-            issuer_keys: IntGauge::new("tollgate_issuer_keys", "Usable keys in the current key set.").expect("valid metric"),
+            issuer_keys: IntGauge::new("tollgate_issuer_keys", "Usable keys in the current key set.")
+                .expect("valid metric"),
             registry,
         };
         metrics.register_all();

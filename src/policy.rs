@@ -24,9 +24,8 @@ pub enum HostPattern {
 impl HostPattern {
     pub fn parse(pattern: &str) -> Option<HostPattern> {
         let lower = pattern.to_ascii_lowercase();
-        let valid = |h: &str| {
-            !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
-        };
+        let valid =
+            |h: &str| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
         match lower.strip_prefix("*.") {
             Some(rest) if valid(rest) => Some(HostPattern::Subdomains(format!(".{rest}"))),
             Some(_) => None,
@@ -87,10 +86,7 @@ impl Route {
     fn matches(&self, request: &OriginalRequest) -> bool {
         self.host.as_ref().is_none_or(|h| request.host().is_some_and(|host| h.matches(host)))
             && self.path.matches(request.path())
-            && self
-                .methods
-                .as_ref()
-                .is_none_or(|m| m.iter().any(|m| m == request.method()))
+            && self.methods.as_ref().is_none_or(|m| m.iter().any(|m| m == request.method()))
     }
 }
 
@@ -163,12 +159,7 @@ pub fn describe(route: &Route) -> String {
 /// Whether a verified token meets a route's requirements.
 pub fn check(route: Option<&Route>, token: &VerifiedToken) -> Result<(), Reason> {
     let Some(route) = route else { return Ok(()) };
-    let missing: Vec<&str> = route
-        .scopes
-        .iter()
-        .filter(|s| !token.has_scope(s))
-        .map(String::as_str)
-        .collect();
+    let missing: Vec<&str> = route.scopes.iter().filter(|s| !token.has_scope(s)).map(String::as_str).collect();
     if !missing.is_empty() {
         return Err(Reason::InsufficientScope { scope: route.scopes.join(" ") });
     }

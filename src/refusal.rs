@@ -11,8 +11,8 @@
 //! challenge stays well-formed whatever the token holds. Logging and counting happen where
 //! the decision is returned ([`crate::decision`]), not here: this conversion is pure.
 
-use http::header::{HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::StatusCode;
+use http::header::{HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 
 /// The authentication scheme a request used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,17 +209,36 @@ impl Reason {
         const INVALID_TOKEN: Option<ErrorCode> = Some(ErrorCode::InvalidToken);
         match self {
             MissingCredentials | UnsupportedScheme | BearerNotAllowed => (Status::Unauthorized, None),
-            MalformedAuthorization | ProofWithoutToken | TwoAuthorizationHeaders | MultipleCredentials | EmptyToken | DpopDisabled
-            | ProofWithBearer | MissingProof | MultipleProofs | BadForwardedHeader
+            MalformedAuthorization
+            | ProofWithoutToken
+            | TwoAuthorizationHeaders
+            | MultipleCredentials
+            | EmptyToken
+            | DpopDisabled
+            | ProofWithBearer
+            | MissingProof
+            | MultipleProofs
+            | BadForwardedHeader
             | AmbiguousPath => (Status::BadRequest, INVALID_REQUEST),
             GatewayHeadersMissing => (Status::GatewayError, None),
-            TokenTooLarge | MalformedToken | MalformedHeader | AlgorithmNotAllowed
-            | CriticalHeader | WrongTokenType | UnknownKey | KeyAlgorithmMismatch | BadSignature | MalformedClaims
-            | WrongIssuer | WrongAudience | Expired | NotYetValid | MissingClaim | BadSubject
-            | UnusableConfirmation | BoundTokenAsBearer => (Status::Unauthorized, INVALID_TOKEN),
-            ProofTooLarge | MalformedProof | WrongProofType | ProofAlgorithmNotAllowed | BadProofKey
-            | ProofCriticalHeader | BadProofSignature | ProofClaimMissing | MalformedProofClaim
-            | WrongProofMethod | WrongProofUrl | ProofNotYetValid | ProofTooOld | WrongAccessTokenHash
+            TokenTooLarge | MalformedToken | MalformedHeader | AlgorithmNotAllowed | CriticalHeader
+            | WrongTokenType | UnknownKey | KeyAlgorithmMismatch | BadSignature | MalformedClaims | WrongIssuer
+            | WrongAudience | Expired | NotYetValid | MissingClaim | BadSubject | UnusableConfirmation
+            | BoundTokenAsBearer => (Status::Unauthorized, INVALID_TOKEN),
+            ProofTooLarge
+            | MalformedProof
+            | WrongProofType
+            | ProofAlgorithmNotAllowed
+            | BadProofKey
+            | ProofCriticalHeader
+            | BadProofSignature
+            | ProofClaimMissing
+            | MalformedProofClaim
+            | WrongProofMethod
+            | WrongProofUrl
+            | ProofNotYetValid
+            | ProofTooOld
+            | WrongAccessTokenHash
             | ProofReplayed => (Status::Unauthorized, Some(ErrorCode::InvalidDpopProof)),
             KeyBindingMismatch | TokenNotBound => (Status::Unauthorized, INVALID_TOKEN),
             ReplayStoreFull | ReplayStoreUnavailable => (Status::Unavailable, None),
@@ -434,8 +453,8 @@ pub fn respond(refusal: &Refusal, settings: &ChallengeSettings) -> Answer {
         Status::GatewayError => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let mut headers = Vec::new();
-    let challenged = matches!(class, Status::BadRequest | Status::Unauthorized)
-        || code == Some(ErrorCode::InsufficientScope);
+    let challenged =
+        matches!(class, Status::BadRequest | Status::Unauthorized) || code == Some(ErrorCode::InsufficientScope);
     if challenged {
         for challenge in challenges(refusal, code, settings) {
             if let Ok(value) = HeaderValue::from_str(&challenge) {
@@ -465,10 +484,7 @@ fn fallback_error(class: Status) -> &'static str {
 fn challenges(refusal: &Refusal, code: Option<ErrorCode>, settings: &ChallengeSettings) -> Vec<String> {
     let offered = offered_schemes(refusal, settings);
     // The error belongs to the scheme the request used, when that scheme is offered.
-    let errored = refusal
-        .scheme
-        .filter(|s| offered.contains(s))
-        .unwrap_or(offered[0]);
+    let errored = refusal.scheme.filter(|s| offered.contains(s)).unwrap_or(offered[0]);
     let mut ordered = vec![errored];
     ordered.extend(offered.iter().copied().filter(|s| *s != errored));
     ordered

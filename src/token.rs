@@ -130,7 +130,12 @@ pub fn verify_signature(key: &IssuerKey, alg: Algorithm, signing_input: &[u8], s
     key.fits(alg) && jsonwebtoken::crypto::verify(signature_b64, signing_input, &key.key, alg).unwrap_or(false)
 }
 
-fn check_claims(claims: &Map<String, Value>, payload_b64: &str, config: &IssuerConfig, now: i64) -> Result<VerifiedToken, Reason> {
+fn check_claims(
+    claims: &Map<String, Value>,
+    payload_b64: &str,
+    config: &IssuerConfig,
+    now: i64,
+) -> Result<VerifiedToken, Reason> {
     let leeway = config.leeway;
     match claims.get("iss") {
         None => return Err(Reason::MissingClaim),
@@ -143,10 +148,10 @@ fn check_claims(claims: &Map<String, Value>, payload_b64: &str, config: &IssuerC
     if now >= expires_at.saturating_add(leeway) {
         return Err(Reason::Expired);
     }
-    if let Some(nbf) = numeric_date(claims.get("nbf"))? {
-        if nbf.ceil() as i64 > now.saturating_add(leeway) {
-            return Err(Reason::NotYetValid);
-        }
+    if let Some(nbf) = numeric_date(claims.get("nbf"))?
+        && nbf.ceil() as i64 > now.saturating_add(leeway)
+    {
+        return Err(Reason::NotYetValid);
     }
     numeric_date(claims.get("iat"))?.ok_or(Reason::MissingClaim)?;
     let subject = match claims.get("sub") {
@@ -183,17 +188,12 @@ fn check_audience(aud: Option<&Value>, accepted: &[String]) -> Result<(), Reason
     let named: Vec<&str> = match aud {
         None => return Err(Reason::MissingClaim),
         Some(Value::String(a)) => vec![a.as_str()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| v.as_str().ok_or(Reason::MalformedClaims))
-            .collect::<Result<_, _>>()?,
+        Some(Value::Array(items)) => {
+            items.iter().map(|v| v.as_str().ok_or(Reason::MalformedClaims)).collect::<Result<_, _>>()?
+        }
         Some(_) => return Err(Reason::MalformedClaims),
     };
-    if named.iter().any(|a| accepted.iter().any(|ok| ok == a)) {
-        Ok(())
-    } else {
-        Err(Reason::WrongAudience)
-    }
+    if named.iter().any(|a| accepted.iter().any(|ok| ok == a)) { Ok(()) } else { Err(Reason::WrongAudience) }
 }
 
 /// A NumericDate (RFC 7519 §2): a JSON number, possibly fractional, within ±2^53.

@@ -72,9 +72,24 @@ async fn malformed_requests_get_400_invalid_request() {
     let token = app.token().sign();
     let bearer = format!("Bearer {token}");
     assert_invalid_request(&app, &[("authorization", "Bearer")], "empty access token").await;
-    assert_invalid_request(&app, &[("authorization", &bearer), ("authorization", &bearer)], "more than one Authorization header").await;
-    assert_invalid_request(&app, &[("authorization", "Bearer a, Bearer b")], "more than one credential in the Authorization header").await;
-    assert_invalid_request(&app, &[("authorization", &bearer), ("dpop", "x.y.z")], "DPoP proof sent with the Bearer scheme").await;
+    assert_invalid_request(
+        &app,
+        &[("authorization", &bearer), ("authorization", &bearer)],
+        "more than one Authorization header",
+    )
+    .await;
+    assert_invalid_request(
+        &app,
+        &[("authorization", "Bearer a, Bearer b")],
+        "more than one credential in the Authorization header",
+    )
+    .await;
+    assert_invalid_request(
+        &app,
+        &[("authorization", &bearer), ("dpop", "x.y.z")],
+        "DPoP proof sent with the Bearer scheme",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -116,7 +131,13 @@ async fn a_token_with_changed_unused_signature_bits_is_refused() {
     let good = app.token().sign();
     // 256 signature bytes encode to 342 characters: the last one carries 4 unused bits.
     let last = good.chars().last().unwrap();
-    let tweaked_char = match last { 'A' => 'B', 'Q' => 'R', 'g' => 'h', 'w' => 'x', c => ((c as u8) ^ 1) as char };
+    let tweaked_char = match last {
+        'A' => 'B',
+        'Q' => 'R',
+        'g' => 'h',
+        'w' => 'x',
+        c => ((c as u8) ^ 1) as char,
+    };
     let tweaked = format!("{}{}", &good[..good.len() - 1], tweaked_char);
     let answer = app.bearer(&tweaked).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
@@ -133,7 +154,8 @@ async fn tokens_over_8_kib_are_refused_before_decoding() {
 #[tokio::test]
 async fn headers_that_are_not_unique_json_objects_are_refused() {
     let app = TestApp::new("").await;
-    for header in [r#"["RS256"]"#, "not json", r#"{"alg":"RS256","kid":"k1","kid":"k2"}"#, r#"{"alg":"RS256","kid":7}"#] {
+    for header in [r#"["RS256"]"#, "not json", r#"{"alg":"RS256","kid":"k1","kid":"k2"}"#, r#"{"alg":"RS256","kid":7}"#]
+    {
         let token = app.token().raw_header(header).sign();
         app.bearer(&token).await.assert_invalid_token("malformed token header");
     }
@@ -142,7 +164,9 @@ async fn headers_that_are_not_unique_json_objects_are_refused() {
 #[tokio::test]
 async fn none_and_hmac_and_unlisted_algorithms_are_refused() {
     let app = TestApp::new("").await;
-    let payload = b64_json(&json!({"iss": app.issuer.issuer(), "aud": AUDIENCE, "sub": "u", "iat": app.now(), "exp": app.now() + 60}));
+    let payload = b64_json(
+        &json!({"iss": app.issuer.issuer(), "aud": AUDIENCE, "sub": "u", "iat": app.now(), "exp": app.now() + 60}),
+    );
     for alg in ["none", "None", "NONE", "nOnE", "HS256", "HS384", "HS512", "rs256", "RS256 ", "RS-256", "ES256"] {
         let header = b64_json(&json!({ "alg": alg, "kid": "k1" }));
         app.bearer(&format!("{header}.{payload}.")).await.assert_invalid_token("token algorithm not allowed");
@@ -157,9 +181,14 @@ async fn hs256_signed_with_the_public_key_is_refused() {
     let app = TestApp::new("").await;
     let jwk = app.key.public_jwk().to_string();
     let header = b64_json(&json!({ "alg": "HS256", "kid": "k1" }));
-    let payload = b64_json(&json!({"iss": app.issuer.issuer(), "aud": AUDIENCE, "sub": "u", "iat": app.now(), "exp": app.now() + 60}));
+    let payload = b64_json(
+        &json!({"iss": app.issuer.issuer(), "aud": AUDIENCE, "sub": "u", "iat": app.now(), "exp": app.now() + 60}),
+    );
     let input = format!("{header}.{payload}");
-    let tag = aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, jwk.as_bytes()), input.as_bytes());
+    let tag = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, jwk.as_bytes()),
+        input.as_bytes(),
+    );
     app.bearer(&format!("{input}.{}", b64(tag.as_ref()))).await.assert_invalid_token("token algorithm not allowed");
 }
 
@@ -241,7 +270,8 @@ async fn embedded_or_linked_keys_are_never_used() {
         .header("x5u", json!(format!("{}jwks", canary.issuer())))
         .sign();
     app.bearer(&forged).await.assert_invalid_token("invalid signature");
-    let kidless = app.issuer.token(&attacker, app.now()).header_without("kid").header("jwk", attacker.public_jwk()).sign();
+    let kidless =
+        app.issuer.token(&attacker, app.now()).header_without("kid").header("jwk", attacker.public_jwk()).sign();
     app.bearer(&kidless).await.assert_invalid_token("invalid signature");
     assert_eq!(canary.jwks_fetches() + canary.discovery_fetches(), 0);
 }
@@ -294,7 +324,9 @@ async fn the_issuer_must_match_exactly() {
 #[tokio::test]
 async fn the_audience_must_name_a_configured_one() {
     let app = TestApp::new("").await;
-    for wrong in [json!(""), json!([]), json!(["other"]), json!(format!("{AUDIENCE}/")), json!(format!("{AUDIENCE}.evil"))] {
+    for wrong in
+        [json!(""), json!([]), json!(["other"]), json!(format!("{AUDIENCE}/")), json!(format!("{AUDIENCE}.evil"))]
+    {
         let token = app.token().claim("aud", wrong.clone()).sign();
         app.bearer(&token).await.assert_invalid_token("wrong audience");
     }
@@ -310,8 +342,10 @@ async fn the_audience_must_name_a_configured_one() {
 async fn any_of_several_configured_audiences_is_accepted() {
     let key = SigningKey::rsa("k1").unwrap();
     let issuer = MockIssuer::start(&[&key]).await;
-    let text = config_text(&issuer.issuer(), "envoy", "")
-        .replace(&format!("audience = \"{AUDIENCE}\""), &format!("audience = [\"https://first.example\", \"{AUDIENCE}\"]"));
+    let text = config_text(&issuer.issuer(), "envoy", "").replace(
+        &format!("audience = \"{AUDIENCE}\""),
+        &format!("audience = [\"https://first.example\", \"{AUDIENCE}\"]"),
+    );
     let config = tollgate::config::Config::load(&text, &Default::default()).unwrap();
     let app = TestApp::from_config(issuer, key, config, fast_timings()).await;
     assert_eq!(app.bearer(&app.token().sign()).await.status, StatusCode::OK);
@@ -349,7 +383,10 @@ async fn leeway_extends_expiry_and_not_before_by_exactly_its_seconds() {
     assert_eq!(lenient.bearer(&lenient.token().claim("exp", json!(now - 29)).sign()).await.status, StatusCode::OK);
     lenient.bearer(&lenient.token().claim("exp", json!(now - 30)).sign()).await.assert_invalid_token("token expired");
     assert_eq!(lenient.bearer(&lenient.token().claim("nbf", json!(now + 30)).sign()).await.status, StatusCode::OK);
-    lenient.bearer(&lenient.token().claim("nbf", json!(now + 31)).sign()).await.assert_invalid_token("token not yet valid");
+    lenient
+        .bearer(&lenient.token().claim("nbf", json!(now + 31)).sign())
+        .await
+        .assert_invalid_token("token not yet valid");
     app.bearer(&app.token().claim("nbf", json!(now + 1)).sign()).await.assert_invalid_token("token not yet valid");
 }
 
@@ -418,7 +455,10 @@ async fn a_dpop_bound_token_is_refused_as_a_bearer_token_in_every_mode() {
         let token = app.token().claim("cnf", json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})).sign();
         let answer = app.bearer(&token).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{dpop}");
-        assert_eq!(answer.error().as_deref(), Some(if dpop.contains("required") { "unauthorized" } else { "invalid_token" }));
+        assert_eq!(
+            answer.error().as_deref(),
+            Some(if dpop.contains("required") { "unauthorized" } else { "invalid_token" })
+        );
     }
 }
 
@@ -427,7 +467,10 @@ async fn dpop_modes_decide_which_scheme_is_accepted() {
     let disabled = TestApp::new("[dpop]\nenabled = false").await;
     let answer = disabled.get("/r", &[("authorization", "DPoP abc"), ("dpop", "x.y.z")]).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
-    assert_eq!(answer.challenges(), vec!["Bearer realm=\"api\", error=\"invalid_request\", error_description=\"DPoP is not enabled\""]);
+    assert_eq!(
+        answer.challenges(),
+        vec!["Bearer realm=\"api\", error=\"invalid_request\", error_description=\"DPoP is not enabled\""]
+    );
     let none = disabled.get("/r", &[]).await;
     assert_eq!(none.challenges(), vec!["Bearer realm=\"api\""]);
 
@@ -440,7 +483,13 @@ async fn dpop_modes_decide_which_scheme_is_accepted() {
 #[tokio::test]
 async fn missing_scopes_get_403_with_the_scope_in_the_challenge() {
     let app = TestApp::new("[[routes]]\npath_prefix = \"/admin\"\nscopes = [\"write:admin\"]").await;
-    for scope in [json!("write:admin2"), json!("write:adminx"), json!("read:admin write:Admin"), json!("write:admin "), json!(["write:admin"])] {
+    for scope in [
+        json!("write:admin2"),
+        json!("write:adminx"),
+        json!("read:admin write:Admin"),
+        json!("write:admin "),
+        json!(["write:admin"]),
+    ] {
         let token = app.token().claim("scope", scope.clone()).sign();
         let answer = app.get("/admin/users", &[("authorization", &format!("Bearer {token}"))]).await;
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "{scope}");

@@ -62,10 +62,10 @@ fn free_port() -> u16 {
 async fn wait_ready(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await {
-            if r.status() == 200 {
-                return;
-            }
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await
+            && r.status() == 200
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -87,7 +87,9 @@ fn check_prints_the_resolved_config_and_exits_zero() {
 
 #[test]
 fn check_names_every_bad_key_and_exits_non_zero() {
-    let (_dir, path) = write_config("[issuer]\nurl = \"nope\"\naudience = []\n[proxy]\ngateway = \"nginx\"\ntrusted = [\"10.0.0.0/40\"]\n");
+    let (_dir, path) = write_config(
+        "[issuer]\nurl = \"nope\"\naudience = []\n[proxy]\ngateway = \"nginx\"\ntrusted = [\"10.0.0.0/40\"]\n",
+    );
     let out = Command::new(BIN).args(["check", "--config"]).arg(&path).output().unwrap();
     assert!(!out.status.success());
     let text = String::from_utf8(out.stderr).unwrap();
@@ -110,7 +112,8 @@ async fn serve_answers_checks_and_stops_cleanly_on_sigterm() {
     let port = free_port();
     let text = format!("listen = \"127.0.0.1:{port}\"\n{}", config_text(&issuer.issuer(), "envoy", ""));
     let (_dir, path) = write_config(&text);
-    let mut child = Running(Command::new(BIN).args(["serve", "--config"]).arg(&path).stderr(Stdio::null()).spawn().unwrap());
+    let mut child =
+        Running(Command::new(BIN).args(["serve", "--config"]).arg(&path).stderr(Stdio::null()).spawn().unwrap());
     wait_ready(port).await;
     let token = issuer.token(&key, now()).sign();
     let client = reqwest::Client::new();

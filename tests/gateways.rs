@@ -20,9 +20,27 @@ const SPOOFS: &[(&str, &str)] = &[
 /// The dialect's own description of `POST /admin/x`, and the check path to call.
 fn own_headers(gateway: &str) -> (&'static str, Vec<(&'static str, &'static str)>) {
     match gateway {
-        "nginx" => ("", vec![("x-original-method", "POST"), ("x-original-uri", "/admin/x"), ("x-forwarded-host", "api.example.com"), ("x-forwarded-proto", "https")]),
-        "ingress-nginx" => ("", vec![("x-original-method", "POST"), ("x-original-url", "https://api.example.com/admin/x")]),
-        "traefik" | "caddy" => ("", vec![("x-forwarded-method", "POST"), ("x-forwarded-uri", "/admin/x"), ("x-forwarded-host", "api.example.com"), ("x-forwarded-proto", "https")]),
+        "nginx" => (
+            "",
+            vec![
+                ("x-original-method", "POST"),
+                ("x-original-uri", "/admin/x"),
+                ("x-forwarded-host", "api.example.com"),
+                ("x-forwarded-proto", "https"),
+            ],
+        ),
+        "ingress-nginx" => {
+            ("", vec![("x-original-method", "POST"), ("x-original-url", "https://api.example.com/admin/x")])
+        }
+        "traefik" | "caddy" => (
+            "",
+            vec![
+                ("x-forwarded-method", "POST"),
+                ("x-forwarded-uri", "/admin/x"),
+                ("x-forwarded-host", "api.example.com"),
+                ("x-forwarded-proto", "https"),
+            ],
+        ),
         "envoy" => ("/admin/x", vec![("host", "api.example.com"), ("x-forwarded-proto", "https")]),
         _ => unreachable!(),
     }
@@ -61,7 +79,10 @@ async fn a_trusted_gateway_without_its_headers_gets_500() {
         let answer = app.get("/admin/x", &[("authorization", &auth)]).await;
         assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR, "{gateway}");
         assert!(answer.challenges().is_empty());
-        assert_eq!(answer.body, r#"{"error":"server_error","error_description":"gateway did not describe the original request"}"#);
+        assert_eq!(
+            answer.body,
+            r#"{"error":"server_error","error_description":"gateway did not describe the original request"}"#
+        );
         // Only the other dialects' headers: still a misconfiguration, never a request for /public.
         let mut spoofed: Vec<(&str, &str)> = SPOOFS.to_vec();
         let (_, own) = own_headers(gateway);
@@ -89,7 +110,8 @@ async fn ambiguous_forwarding_values_are_invalid_requests() {
     let app = TestApp::with_gateway("nginx", ROUTES).await;
     let auth = format!("Bearer {}", app.token().sign());
     for (name, value) in [("x-forwarded-host", "evil.example, api.example.com"), ("x-forwarded-proto", "javascript")] {
-        let headers = [("x-original-method", "GET"), ("x-original-uri", "/r"), (name, value), ("authorization", auth.as_str())];
+        let headers =
+            [("x-original-method", "GET"), ("x-original-uri", "/r"), (name, value), ("authorization", auth.as_str())];
         let answer = app.get("", &headers).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{name}");
         assert!(answer.challenges()[0].contains("invalid forwarded request header"));

@@ -58,7 +58,9 @@ async fn cached_keys_keep_working_while_the_issuer_is_down() {
 #[tokio::test]
 async fn garbage_key_sets_keep_the_previous_keys() {
     let app = TestApp::new("").await;
-    for body in ["<html>oops</html>", "{\"keys\":[", "{}", "{\"keys\":{}}", "{\"keys\":[{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}]}"] {
+    for body in
+        ["<html>oops</html>", "{\"keys\":[", "{}", "{\"keys\":{}}", "{\"keys\":[{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}]}"]
+    {
         app.issuer.set_mode(JwksMode::Body(body.into()));
         assert!(app.checker.issuer().refresh().await.is_err(), "{body}");
         let token = app.token().claim("jti", json!(body)).sign();
@@ -103,10 +105,14 @@ async fn concurrent_refreshes_share_one_fetch() {
     let app = TestApp::new("").await;
     let fetches = app.issuer.jwks_fetches();
     let issuer = app.checker.issuer().clone();
-    let tasks: Vec<_> = (0..20).map(|_| tokio::spawn({
-        let issuer = issuer.clone();
-        async move { issuer.refresh().await.is_ok() }
-    })).collect();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            tokio::spawn({
+                let issuer = issuer.clone();
+                async move { issuer.refresh().await.is_ok() }
+            })
+        })
+        .collect();
     for t in tasks {
         assert!(t.await.unwrap());
     }

@@ -61,8 +61,11 @@ fn environment_overrides_the_file() {
 
 #[test]
 fn auth0_variables_alone_with_a_gateway_make_a_config() {
-    let c = Config::load("", &env(&[("AUTH0_DOMAIN", "t.auth0.com"), ("AUTH0_AUDIENCE", "aud"), ("TOLLGATE_PROXY__GATEWAY", "caddy")]))
-        .unwrap();
+    let c = Config::load(
+        "",
+        &env(&[("AUTH0_DOMAIN", "t.auth0.com"), ("AUTH0_AUDIENCE", "aud"), ("TOLLGATE_PROXY__GATEWAY", "caddy")]),
+    )
+    .unwrap();
     assert_eq!(c.proxy.gateway, Gateway::Caddy);
 }
 
@@ -102,9 +105,20 @@ scopes = ["a b"]
 "#;
     let got = keys(text, &[]);
     for key in [
-        "listen", "issuer.url", "issuer.audience", "issuer.algorithms", "issuer.leeway", "dpop.algorithms",
-        "dpop.nonce_secret", "proxy.gateway", "proxy.trusted", "proxy.public_origins",
-        "errors.invalid_request_status", "errors.realm", "routes[0].path_prefix", "routes[0].scopes",
+        "listen",
+        "issuer.url",
+        "issuer.audience",
+        "issuer.algorithms",
+        "issuer.leeway",
+        "dpop.algorithms",
+        "dpop.nonce_secret",
+        "proxy.gateway",
+        "proxy.trusted",
+        "proxy.public_origins",
+        "errors.invalid_request_status",
+        "errors.realm",
+        "routes[0].path_prefix",
+        "routes[0].scopes",
     ] {
         assert!(got.iter().any(|k| k == key), "{key} missing from {got:?}");
     }
@@ -158,7 +172,8 @@ fn route_paths_must_be_normalized() {
 
 #[test]
 fn describe_lists_what_was_resolved() {
-    let text = format!("{MINIMAL}\n[[routes]]\npath_prefix = \"/admin\"\nmethods = [\"POST\"]\nscopes = [\"write:admin\"]\n");
+    let text =
+        format!("{MINIMAL}\n[[routes]]\npath_prefix = \"/admin\"\nmethods = [\"POST\"]\nscopes = [\"write:admin\"]\n");
     let out = describe(&Config::load(&text, &HashMap::new()).unwrap());
     assert!(out.contains("issuer            https://tenant.auth0.com/"), "{out}");
     assert!(out.contains("POST any host /admin/** -> a valid token, scopes write:admin"), "{out}");

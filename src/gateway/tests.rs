@@ -56,7 +56,11 @@ fn ingress_nginx_reads_the_full_original_url() {
     let own = [("x-original-method", "POST"), ("x-original-url", "https://api.example.com:8443/admin/x?q=1")];
     let expected = OriginalRequest::new("POST", "https", Some("api.example.com:8443"), "/admin/x").unwrap();
     assert_eq!(original(Gateway::IngressNginx, &own), Ok(expected.clone()));
-    let spoofed = [own.as_slice(), &[("x-original-uri", "/public"), ("x-forwarded-uri", "/public"), ("x-forwarded-method", "GET")]].concat();
+    let spoofed = [
+        own.as_slice(),
+        &[("x-original-uri", "/public"), ("x-forwarded-uri", "/public"), ("x-forwarded-method", "GET")],
+    ]
+    .concat();
     assert_eq!(original(Gateway::IngressNginx, &spoofed), Ok(expected));
 }
 
@@ -77,7 +81,8 @@ fn traefik_and_caddy_read_x_forwarded_headers_only() {
 
 #[test]
 fn envoy_reads_the_check_request_itself() {
-    let request = check("127.0.0.1", "PUT", "/admin/x?y=1", &[("host", "api.example.com"), ("x-forwarded-proto", "https")]);
+    let request =
+        check("127.0.0.1", "PUT", "/admin/x?y=1", &[("host", "api.example.com"), ("x-forwarded-proto", "https")]);
     let expected = OriginalRequest::new("PUT", "https", Some("api.example.com"), "/admin/x").unwrap();
     assert_eq!(original_request(&proxy(Gateway::Envoy), &request), Ok(expected.clone()));
     let mut spoofed = request.clone();
@@ -89,15 +94,26 @@ fn envoy_reads_the_check_request_itself() {
 
 #[test]
 fn a_trusted_peer_without_its_dialect_headers_is_a_gateway_misconfiguration() {
-    assert_eq!(original(Gateway::Nginx, &[("x-forwarded-uri", "/a"), ("x-forwarded-method", "GET")]), Err(Reason::GatewayHeadersMissing));
+    assert_eq!(
+        original(Gateway::Nginx, &[("x-forwarded-uri", "/a"), ("x-forwarded-method", "GET")]),
+        Err(Reason::GatewayHeadersMissing)
+    );
     assert_eq!(original(Gateway::Nginx, &[("x-original-method", "GET")]), Err(Reason::GatewayHeadersMissing));
-    assert_eq!(original(Gateway::Traefik, &[("x-original-uri", "/a"), ("x-original-method", "GET")]), Err(Reason::GatewayHeadersMissing));
+    assert_eq!(
+        original(Gateway::Traefik, &[("x-original-uri", "/a"), ("x-original-method", "GET")]),
+        Err(Reason::GatewayHeadersMissing)
+    );
     assert_eq!(original(Gateway::IngressNginx, &[("x-original-method", "GET")]), Err(Reason::GatewayHeadersMissing));
 }
 
 #[test]
 fn an_untrusted_peer_is_judged_by_its_own_request() {
-    let request = check("127.0.0.2", "POST", "/admin", &[("x-original-method", "GET"), ("x-original-uri", "/public"), ("host", "h")]);
+    let request = check(
+        "127.0.0.2",
+        "POST",
+        "/admin",
+        &[("x-original-method", "GET"), ("x-original-uri", "/public"), ("host", "h")],
+    );
     let got = original_request(&proxy(Gateway::Nginx), &request).unwrap();
     assert_eq!((got.method(), got.path(), got.scheme()), ("POST", "/admin", "http"));
 }
@@ -157,7 +173,19 @@ fn paths_are_normalized_like_the_upstream_serves_them() {
 
 #[test]
 fn ambiguous_escapes_in_paths_are_refused() {
-    for raw in ["/admin%2fusers", "/admin%2Fusers", "/a%5Cb", "/admin%00", "/public/%2e%2e/admin", "/%2E/x", "/a\\b", "/a b", "/bad%zz", "/bad%2", "admin"] {
+    for raw in [
+        "/admin%2fusers",
+        "/admin%2Fusers",
+        "/a%5Cb",
+        "/admin%00",
+        "/public/%2e%2e/admin",
+        "/%2E/x",
+        "/a\\b",
+        "/a b",
+        "/bad%zz",
+        "/bad%2",
+        "admin",
+    ] {
         assert_eq!(normalize_path(raw), Err(Reason::AmbiguousPath), "{raw}");
     }
 }

@@ -115,9 +115,7 @@ impl KeySet {
 
     /// Keys with this `kid` that can verify `alg`.
     pub fn candidates<'a>(&'a self, kid: &'a str, alg: Algorithm) -> impl Iterator<Item = &'a IssuerKey> + 'a {
-        self.keys
-            .iter()
-            .filter(move |k| k.kid.as_deref() == Some(kid) && k.fits(alg))
+        self.keys.iter().filter(move |k| k.kid.as_deref() == Some(kid) && k.fits(alg))
     }
 
     pub fn has_kid(&self, kid: &str) -> bool {
@@ -143,10 +141,7 @@ impl KeySet {
 
     /// Whether some `kid` of `self` is gone from `newer`.
     pub fn loses_keys_in(&self, newer: &KeySet) -> bool {
-        self.keys
-            .iter()
-            .filter_map(|k| k.kid.as_deref())
-            .any(|kid| !newer.has_kid(kid))
+        self.keys.iter().filter_map(|k| k.kid.as_deref()).any(|kid| !newer.has_kid(kid))
     }
 }
 

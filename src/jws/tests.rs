@@ -30,7 +30,9 @@ fn anything_but_three_segments_is_refused() {
 #[test]
 fn padding_and_foreign_alphabets_are_refused() {
     let good = compact(r#"{"alg":"RS256"}"#, r#"{"sub":"a"}"#, "c2ln");
-    for bad in [format!("{good}=="), good.replace("c2ln", "c2l+"), good.replace("c2ln", "c2l/"), good.replace("c2ln", "c2 n")] {
+    for bad in
+        [format!("{good}=="), good.replace("c2ln", "c2l+"), good.replace("c2ln", "c2l/"), good.replace("c2ln", "c2 n")]
+    {
         assert!(parse(&bad, 8192).is_err(), "{bad}");
     }
     let padded_header = format!("{}=.{}", encode(br#"{"alg":"RS256"}"#), "e30.c2ln");

@@ -10,12 +10,7 @@ fn settings(dpop: DpopMode) -> ChallengeSettings {
 }
 
 fn challenges(answer: &Answer) -> Vec<&str> {
-    answer
-        .headers
-        .iter()
-        .filter(|(n, _)| *n == WWW_AUTHENTICATE)
-        .map(|(_, v)| v.to_str().unwrap())
-        .collect()
+    answer.headers.iter().filter(|(n, _)| *n == WWW_AUTHENTICATE).map(|(_, v)| v.to_str().unwrap()).collect()
 }
 
 #[test]
@@ -62,13 +57,15 @@ fn invalid_token_goes_on_the_scheme_used_and_that_challenge_comes_first() {
 
 #[test]
 fn insufficient_scope_is_403_with_the_scope_in_the_challenge() {
-    let refusal = Refusal::new(Reason::InsufficientScope { scope: "write:admin read".into() })
-        .with_scheme(Some(Scheme::Bearer));
+    let refusal =
+        Refusal::new(Reason::InsufficientScope { scope: "write:admin read".into() }).with_scheme(Some(Scheme::Bearer));
     let answer = respond(&refusal, &settings(DpopMode::Disabled));
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     assert_eq!(
         challenges(&answer),
-        vec![r#"Bearer realm="api", error="insufficient_scope", error_description="insufficient scope", scope="write:admin read""#]
+        vec![
+            r#"Bearer realm="api", error="insufficient_scope", error_description="insufficient scope", scope="write:admin read""#
+        ]
     );
 }
 
@@ -127,18 +124,61 @@ fn bad_proofs_are_invalid_dpop_proof_on_the_dpop_challenge() {
 fn all_reasons() -> Vec<Reason> {
     use Reason::*;
     vec![
-        MissingCredentials, UnsupportedScheme, MalformedAuthorization, ProofWithoutToken,
-        TwoAuthorizationHeaders, MultipleCredentials, EmptyToken, DpopDisabled, BearerNotAllowed,
-        ProofWithBearer, MissingProof, MultipleProofs, BadForwardedHeader, AmbiguousPath,
-        GatewayHeadersMissing, TokenTooLarge, MalformedToken, MalformedHeader, AlgorithmNotAllowed,
-        CriticalHeader, WrongTokenType, UnknownKey, KeyAlgorithmMismatch, BadSignature,
-        MalformedClaims, WrongIssuer, WrongAudience, Expired, NotYetValid, MissingClaim, BadSubject,
-        UnusableConfirmation, BoundTokenAsBearer, ProofTooLarge, MalformedProof, WrongProofType,
-        ProofAlgorithmNotAllowed, BadProofKey, ProofCriticalHeader, BadProofSignature,
-        ProofClaimMissing, MalformedProofClaim, WrongProofMethod, WrongProofUrl, ProofNotYetValid,
-        ProofTooOld, WrongAccessTokenHash, ProofReplayed, KeyBindingMismatch, TokenNotBound,
-        ReplayStoreFull, ReplayStoreUnavailable, InsufficientScope { scope: "s".into() },
-        NoRouteAllows, NoIssuerKeys,
+        MissingCredentials,
+        UnsupportedScheme,
+        MalformedAuthorization,
+        ProofWithoutToken,
+        TwoAuthorizationHeaders,
+        MultipleCredentials,
+        EmptyToken,
+        DpopDisabled,
+        BearerNotAllowed,
+        ProofWithBearer,
+        MissingProof,
+        MultipleProofs,
+        BadForwardedHeader,
+        AmbiguousPath,
+        GatewayHeadersMissing,
+        TokenTooLarge,
+        MalformedToken,
+        MalformedHeader,
+        AlgorithmNotAllowed,
+        CriticalHeader,
+        WrongTokenType,
+        UnknownKey,
+        KeyAlgorithmMismatch,
+        BadSignature,
+        MalformedClaims,
+        WrongIssuer,
+        WrongAudience,
+        Expired,
+        NotYetValid,
+        MissingClaim,
+        BadSubject,
+        UnusableConfirmation,
+        BoundTokenAsBearer,
+        ProofTooLarge,
+        MalformedProof,
+        WrongProofType,
+        ProofAlgorithmNotAllowed,
+        BadProofKey,
+        ProofCriticalHeader,
+        BadProofSignature,
+        ProofClaimMissing,
+        MalformedProofClaim,
+        WrongProofMethod,
+        WrongProofUrl,
+        ProofNotYetValid,
+        ProofTooOld,
+        WrongAccessTokenHash,
+        ProofReplayed,
+        KeyBindingMismatch,
+        TokenNotBound,
+        ReplayStoreFull,
+        ReplayStoreUnavailable,
+        InsufficientScope { scope: "s".into() },
+        NoRouteAllows,
+        NoIssuerKeys,
     ]
 }
 

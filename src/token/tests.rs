@@ -76,7 +76,8 @@ fn nbf_in_the_future_is_refused_unless_within_leeway() {
 
 #[test]
 fn numeric_dates_must_be_numbers_in_range() {
-    for bad in [json!("9999999999"), json!(true), json!(null), json!({}), json!(18446744073709551616.0_f64), json!([1])] {
+    for bad in [json!("9999999999"), json!(true), json!(null), json!({}), json!(18446744073709551616.0_f64), json!([1])]
+    {
         assert_eq!(numeric_date(Some(&bad)), Err(Reason::MalformedClaims), "{bad}");
     }
     assert_eq!(numeric_date(Some(&json!(-1))), Ok(Some(-1.0)));
@@ -101,7 +102,11 @@ fn a_kid_of_another_key_family_is_a_mismatch_not_an_unknown_key() {
     let token = key.sign_jws(&json!({ "alg": "ES256", "kid": "k1" }), &claims());
     // Signing with ES256 fails for an RSA key; build the token by hand.
     assert!(token.is_err());
-    let forged = format!("{}.{}.AAAA", jws::encode(br#"{"alg":"ES256","kid":"k1"}"#), jws::encode(claims().to_string().as_bytes()));
+    let forged = format!(
+        "{}.{}.AAAA",
+        jws::encode(br#"{"alg":"ES256","kid":"k1"}"#),
+        jws::encode(claims().to_string().as_bytes())
+    );
     assert_eq!(verify(&forged, &keys, &config, NOW), Err(Reason::KeyAlgorithmMismatch));
     let unknown = format!("{}.{}.AAAA", jws::encode(br#"{"alg":"RS256","kid":"k9"}"#), jws::encode(b"{}"));
     assert_eq!(verify(&unknown, &keys, &config, NOW), Err(Reason::UnknownKey));

@@ -60,9 +60,7 @@ pub struct MockIssuer {
 impl MockIssuer {
     /// Starts an issuer serving the public halves of `keys`.
     pub async fn start(keys: &[&SigningKey]) -> MockIssuer {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind mock issuer");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind mock issuer");
         let addr = listener.local_addr().expect("local addr");
         let issuer = format!("http://{addr}/");
         let state = Arc::new(Mutex::new(MockState {
@@ -75,11 +73,7 @@ impl MockIssuer {
         }));
         let jwks_fetches = Arc::new(AtomicUsize::new(0));
         let discovery_fetches = Arc::new(AtomicUsize::new(0));
-        let shared = (
-            state.clone(),
-            jwks_fetches.clone(),
-            discovery_fetches.clone(),
-        );
+        let shared = (state.clone(), jwks_fetches.clone(), discovery_fetches.clone());
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/jwks", get(jwks))
@@ -87,13 +81,7 @@ impl MockIssuer {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        MockIssuer {
-            addr,
-            state,
-            jwks_fetches,
-            discovery_fetches,
-            server: Arc::new(server),
-        }
+        MockIssuer { addr, state, jwks_fetches, discovery_fetches, server: Arc::new(server) }
     }
 
     pub fn issuer(&self) -> String {
@@ -178,9 +166,7 @@ async fn jwks(State((state, count, _)): State<Shared>) -> Response {
         JwksMode::Serve => {
             let mut response = axum::Json(json!({ "keys": keys })).into_response();
             if let Some(cc) = cache_control {
-                response
-                    .headers_mut()
-                    .insert("cache-control", cc.parse().unwrap());
+                response.headers_mut().insert("cache-control", cc.parse().unwrap());
             }
             response
         }
@@ -292,9 +278,7 @@ pub fn now() -> i64 {
 
 /// `extra` TOML (top-level keys or whole tables), then `[issuer]` and `[proxy]` for `issuer`.
 pub fn config_text(issuer: &str, gateway: &str, extra: &str) -> String {
-    format!(
-        "{extra}\n[issuer]\nurl = \"{issuer}\"\naudience = \"{AUDIENCE}\"\n[proxy]\ngateway = \"{gateway}\"\n"
-    )
+    format!("{extra}\n[issuer]\nurl = \"{issuer}\"\naudience = \"{AUDIENCE}\"\n[proxy]\ngateway = \"{gateway}\"\n")
 }
 
 impl TestApp {
@@ -306,30 +290,16 @@ impl TestApp {
     pub async fn with_gateway(gateway: &str, extra: &str) -> TestApp {
         let key = SigningKey::rsa("k1").expect("key");
         let issuer = MockIssuer::start(&[&key]).await;
-        let config = Config::load(
-            &config_text(&issuer.issuer(), gateway, extra),
-            &Default::default(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let config = Config::load(&config_text(&issuer.issuer(), gateway, extra), &Default::default())
+            .unwrap_or_else(|e| panic!("{e}"));
         TestApp::from_config(issuer, key, config, fast_timings()).await
     }
 
-    pub async fn from_config(
-        issuer: MockIssuer,
-        key: SigningKey,
-        config: Config,
-        timings: Timings,
-    ) -> TestApp {
+    pub async fn from_config(issuer: MockIssuer, key: SigningKey, config: Config, timings: Timings) -> TestApp {
         let clock = Arc::new(ManualClock::new(now()));
         let checker = Checker::from_config(config, timings, clock.clone() as Arc<dyn Clock>);
         checker.issuer().refresh().await.expect("initial key fetch");
-        TestApp {
-            issuer,
-            key,
-            checker,
-            clock,
-            peer: "127.0.0.1:40000".parse().unwrap(),
-        }
+        TestApp { issuer, key, checker, clock, peer: "127.0.0.1:40000".parse().unwrap() }
     }
 
     pub fn now(&self) -> i64 {
@@ -350,14 +320,12 @@ impl TestApp {
 
     /// `GET /auth{path}` with these headers.
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
-        self.send(request("GET", &format!("/auth{path}"), headers))
-            .await
+        self.send(request("GET", &format!("/auth{path}"), headers)).await
     }
 
     /// `GET /auth/r` with `Authorization: Bearer {token}`.
     pub async fn bearer(&self, token: &str) -> Answer {
-        self.get("/r", &[("authorization", &format!("Bearer {token}"))])
-            .await
+        self.get("/r", &[("authorization", &format!("Bearer {token}"))]).await
     }
 }
 
@@ -381,20 +349,12 @@ impl Answer {
     async fn read(response: Response) -> Answer {
         let (parts, body) = response.into_parts();
         let bytes = body.collect().await.expect("body").to_bytes();
-        Answer {
-            status: parts.status,
-            headers: parts.headers,
-            body: String::from_utf8_lossy(&bytes).into(),
-        }
+        Answer { status: parts.status, headers: parts.headers, body: String::from_utf8_lossy(&bytes).into() }
     }
 
     /// Every `WWW-Authenticate` value, in order.
     pub fn challenges(&self) -> Vec<String> {
-        self.headers
-            .get_all("www-authenticate")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_string())
-            .collect()
+        self.headers.get_all("www-authenticate").iter().map(|v| v.to_str().unwrap().to_string()).collect()
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -403,11 +363,7 @@ impl Answer {
 
     /// The `error` member of the JSON body.
     pub fn error(&self) -> Option<String> {
-        serde_json::from_str::<Value>(&self.body)
-            .ok()?
-            .get("error")?
-            .as_str()
-            .map(str::to_owned)
+        serde_json::from_str::<Value>(&self.body).ok()?.get("error")?.as_str().map(str::to_owned)
     }
 
     /// Asserts a 401 `invalid_token` for a Bearer request, with the exact description.
@@ -416,9 +372,7 @@ impl Answer {
         assert_eq!(
             self.challenges(),
             vec![
-                format!(
-                    "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"{description}\""
-                ),
+                format!("Bearer realm=\"api\", error=\"invalid_token\", error_description=\"{description}\""),
                 "DPoP algs=\"ES256\"".to_string(),
             ]
         );
