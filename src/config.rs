@@ -598,8 +598,13 @@ impl RawDpop {
         if !(1..=3600).contains(&self.iat_offset) {
             p.add("dpop.iat_offset", "must be between 1 and 3600 seconds");
         }
-        if self.replay_store != "memory" && !self.replay_store.starts_with("redis://") {
+        if self.replay_store.starts_with("redis://") {
+            p.add("dpop.replay_store", "redis is not supported by this build yet; use \"memory\" (one replica)");
+        } else if self.replay_store != "memory" {
             p.add("dpop.replay_store", "must be \"memory\" or a redis://HOST:PORT/DB URL");
+        }
+        if self.nonce {
+            p.add("dpop.nonce", "server nonces are not supported by this build yet");
         }
         if self.nonce && self.nonce_secret.as_deref().is_none_or(|s| s.len() < 32) {
             p.add("dpop.nonce_secret", "required with dpop.nonce: at least 32 characters, the same on every replica");

@@ -12,7 +12,9 @@ use crate::allow::Allow;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::credentials::{self, Credentials};
-use crate::gateway::{self, CheckRequest};
+use crate::dpop::proof::{self, Expected, ProofSettings};
+use crate::dpop::replay::{MemoryStore, ReplayStore};
+use crate::gateway::{self, CheckRequest, OriginalRequest};
 use crate::issuer::Issuer;
 use crate::metrics::Metrics;
 use crate::policy::{self, Policy, Requirement};
@@ -25,6 +27,8 @@ pub struct Checker {
     config: Config,
     policy: Policy,
     challenge: ChallengeSettings,
+    proof: ProofSettings,
+    replay: ReplayStore,
     issuer: Arc<Issuer>,
     cache: Arc<TokenCache>,
     metrics: Arc<Metrics>,
@@ -42,6 +46,12 @@ impl Checker {
         Checker {
             policy: Policy::new(config.routes.clone(), config.default),
             challenge: config.challenge_settings(),
+            proof: ProofSettings {
+                algorithms: config.dpop.algorithms.clone(),
+                iat_leeway: config.dpop.iat_leeway,
+                iat_offset: config.dpop.iat_offset,
+            },
+            replay: ReplayStore::Memory(MemoryStore::default()),
             config,
             issuer,
             cache,
@@ -116,14 +126,47 @@ impl Checker {
         let scheme = credentials.scheme();
         let refuse = |reason: Reason| Refusal::new(reason).with_scheme(Some(scheme));
         let token = self.verified_token(credentials.token()).await.map_err(refuse)?;
-        match credentials {
+        let proof = match credentials {
             // RFC 9449 §7.2: a bound token must never work as a bearer token.
             Credentials::Bearer { .. } if token.jkt().is_some() => return Err(refuse(Reason::BoundTokenAsBearer)),
-            Credentials::Bearer { .. } => {}
-            Credentials::DPoP { .. } => return Err(refuse(Reason::BadProofSignature)),
-        }
+            Credentials::Bearer { .. } => None,
+            Credentials::DPoP { token: raw, proof } => {
+                let jkt = token.jkt().ok_or(Reason::TokenNotBound).map_err(refuse)?;
+                Some(self.verified_proof(&original, raw, proof, jkt).map_err(refuse)?)
+            }
+        };
         policy::check(route, &token).map_err(refuse)?;
+        // Last, after every other check passed: a refused request never takes a replay slot.
+        if let Some(proof) = proof {
+            let expires_at = proof.expires_at(&self.proof);
+            self.replay.insert(proof.replay_key(), expires_at, self.clock.now()).await.map_err(refuse)?;
+        }
         Ok(Allow::Token { scheme, token })
+    }
+
+    /// The DPoP proof for this request (RFC 9449 §4.3), checked against the URL the
+    /// client used and the token's key binding.
+    fn verified_proof(
+        &self,
+        original: &OriginalRequest,
+        token: &str,
+        proof: &str,
+        jkt: &str,
+    ) -> Result<proof::VerifiedProof, Reason> {
+        let htu = self.expected_htu(original)?;
+        let expected = Expected { method: original.method(), htu: &htu, access_token: token, jkt };
+        proof::verify(proof, &expected, &self.proof, self.clock.now())
+    }
+
+    /// The URL a proof must name: the original request's, normalized as `htu` is, and
+    /// only at a pinned public origin when `proxy.public_origins` is set.
+    fn expected_htu(&self, original: &OriginalRequest) -> Result<String, Reason> {
+        let origin = original.origin().ok_or(Reason::WrongProofUrl)?;
+        let pinned = &self.config.proxy.public_origins;
+        if !pinned.is_empty() && !pinned.iter().any(|o| gateway::parse_origin(o).as_deref() == Some(origin.as_str())) {
+            return Err(Reason::WrongProofUrl);
+        }
+        crate::dpop::htu::normalize(&format!("{origin}{}", original.path())).ok_or(Reason::WrongProofUrl)
     }
 
     /// The verified token, from the cache or by verifying it (with one rate-limited

@@ -66,6 +66,11 @@ impl OriginalRequest {
     pub fn path(&self) -> &str {
         &self.path
     }
+
+    /// `scheme://host[:port]`, when the host is known.
+    pub fn origin(&self) -> Option<String> {
+        self.host.as_ref().map(|host| format!("{}://{host}", self.scheme))
+    }
 }
 
 const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");

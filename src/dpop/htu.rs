@@ -89,7 +89,8 @@ fn host_and_port(authority: &str) -> Option<(String, Option<&str>)> {
         };
         // A DNS name or IPv4 address; percent-escapes and sub-delims in a host name no
         // gateway would send. A trailing dot is kept: `host.` is another name here.
-        if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')) {
+        if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        {
             return None;
         }
         (host.to_ascii_lowercase(), port)

@@ -1,4 +1,5 @@
-//! DPoP (RFC 9449): proof verification and replay protection.
+//! DPoP (RFC 9449): proof verification ([`proof`]), the RFC 3986 `htu` comparison
+//! ([`htu`]) and replay protection ([`replay`]).
 
 pub mod htu;
 pub mod proof;

@@ -157,7 +157,12 @@ struct Claims<'a> {
 
 /// Verifies the `DPoP` header value `proof` (RFC 9449 §4.3) at time `now` (seconds since
 /// the epoch). Replay (§11.1) and nonce (§9) checks are left to the caller.
-pub fn verify(proof: &str, expected: &Expected<'_>, settings: &ProofSettings, now: i64) -> Result<VerifiedProof, Reason> {
+pub fn verify(
+    proof: &str,
+    expected: &Expected<'_>,
+    settings: &ProofSettings,
+    now: i64,
+) -> Result<VerifiedProof, Reason> {
     if proof.len() > MAX_PROOF_LEN {
         return Err(Reason::ProofTooLarge);
     }
@@ -192,14 +197,16 @@ pub fn verify(proof: &str, expected: &Expected<'_>, settings: &ProofSettings, no
     if htu::normalize(claims.htu).as_deref() != Some(expected.htu) {
         return Err(Reason::WrongProofUrl);
     }
-    // Exact in f64: `now` and the window edges are integers far below 2^53.
-    if claims.iat > now.saturating_add(settings.iat_leeway) as f64 {
+    // A fractional NumericDate against whole seconds: x > n iff ceil(x) > n, and
+    // x < n iff floor(x) < n. Within ±2^53 the casts are exact.
+    if claims.iat.ceil() as i64 > now.saturating_add(settings.iat_leeway) {
         return Err(Reason::ProofNotYetValid);
     }
-    if claims.iat < now.saturating_sub(settings.iat_offset) as f64 {
+    if (claims.iat.floor() as i64) < now.saturating_sub(settings.iat_offset) {
         return Err(Reason::ProofTooOld);
     }
-    if claims.exp.is_some_and(|exp| exp <= now as f64) {
+    // x <= n iff ceil(x) <= n.
+    if claims.exp.is_some_and(|exp| exp.ceil() as i64 <= now) {
         return Err(Reason::ProofTooOld);
     }
     if claims.ath != access_token_hash(expected.access_token) {

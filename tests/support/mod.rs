@@ -379,3 +379,54 @@ impl Answer {
         assert_eq!(self.error().as_deref(), Some("invalid_token"));
     }
 }
+
+/// Builds DPoP proofs (RFC 9449 §4.2); defaults valid for `GET {htu}` with `token`.
+pub struct ProofBuilder<'k> {
+    key: &'k SigningKey,
+    header: Value,
+    claims: Value,
+}
+
+impl<'k> ProofBuilder<'k> {
+    pub fn new(key: &'k SigningKey, method: &str, htu: &str, token: &str, now: i64) -> Self {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        ProofBuilder {
+            key,
+            header: json!({ "typ": "dpop+jwt", "alg": key.default_alg(), "jwk": key.thumbprint_members() }),
+            claims: json!({
+                "jti": format!("jti-{}", unique()), "htm": method, "htu": htu, "iat": now,
+                "ath": b64(digest.as_ref()),
+            }),
+        }
+    }
+
+    pub fn claim(mut self, name: &str, value: Value) -> Self {
+        self.claims[name] = value;
+        self
+    }
+
+    pub fn without(mut self, name: &str) -> Self {
+        self.claims.as_object_mut().unwrap().remove(name);
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: Value) -> Self {
+        self.header[name] = value;
+        self
+    }
+
+    pub fn sign(self) -> String {
+        self.key.sign_jws(&self.header, &self.claims).expect("sign proof")
+    }
+}
+
+/// The RFC 7638 thumbprint of a key, for `cnf.jkt`.
+pub fn jkt(key: &SigningKey) -> String {
+    let members = key.thumbprint_members();
+    tollgate::dpop::proof::thumbprint(members.as_object().unwrap()).expect("thumbprint")
+}
+
+fn unique() -> u64 {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::SeqCst) as u64 + (std::process::id() as u64) * 1_000_000
+}

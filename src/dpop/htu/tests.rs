@@ -91,7 +91,18 @@ fn userinfo_whitespace_controls_and_backslashes_are_refused_outright() {
 
 #[test]
 fn relative_references_and_other_schemes_are_refused() {
-    for htu in ["", "/r", "r", "//api.example.com/r", "https:/r", "https:r", "wss://api.example.com/r", "ftp://a/r", "javascript:alert(1)", "https://"] {
+    for htu in [
+        "",
+        "/r",
+        "r",
+        "//api.example.com/r",
+        "https:/r",
+        "https:r",
+        "wss://api.example.com/r",
+        "ftp://a/r",
+        "javascript:alert(1)",
+        "https://",
+    ] {
         assert_eq!(normalize(htu), None, "{htu:?}");
     }
 }
@@ -120,7 +131,13 @@ fn empty_hosts_and_odd_ports_are_refused() {
 
 #[test]
 fn malformed_percent_escapes_and_brackets_in_the_path_are_refused() {
-    for htu in ["https://a.example/%", "https://a.example/%4", "https://a.example/%zz", "https://a.example/%4g", "https://a.example/[x]"] {
+    for htu in [
+        "https://a.example/%",
+        "https://a.example/%4",
+        "https://a.example/%zz",
+        "https://a.example/%4g",
+        "https://a.example/[x]",
+    ] {
         assert_eq!(normalize(htu), None, "{htu:?}");
     }
 }
@@ -153,5 +170,30 @@ fn normalizing_twice_changes_nothing() {
         let once = normalize(htu);
         assert!(once.is_some(), "{htu}");
         assert_eq!(once.as_deref().and_then(normalize), once, "{htu}");
+    }
+}
+
+/// A small deterministic generator (xorshift64) for the no-panic sweep below.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn arbitrary_url_like_strings_never_panic_and_normal_forms_are_stable() {
+    const PIECES: [&str; 24] = [
+        "https://", "http://", "HTTP://", "a", "B", "/", ".", "..", "%", "%2e", "%7E", "%2F", ":", ":443", "@", "[",
+        "]", "::1", "?", "#", "\\", "\t", "é", "0",
+    ];
+    let mut state = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..20_000 {
+        let len = next(&mut state) % 12;
+        let input: String = (0..len).map(|_| PIECES[(next(&mut state) % PIECES.len() as u64) as usize]).collect();
+        if let Some(normal) = normalize(&input) {
+            assert_eq!(normalize(&normal).as_deref(), Some(normal.as_str()), "{input:?}");
+            assert!(normal.starts_with("http://") || normal.starts_with("https://"), "{input:?}");
+        }
     }
 }
