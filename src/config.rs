@@ -598,9 +598,8 @@ impl RawDpop {
         if !(1..=3600).contains(&self.iat_offset) {
             p.add("dpop.iat_offset", "must be between 1 and 3600 seconds");
         }
-        if self.replay_store.starts_with("redis://") {
-            p.add("dpop.replay_store", "redis is not supported by this build yet; use \"memory\" (one replica)");
-        } else if self.replay_store != "memory" {
+        let redis_ok = |s: &str| url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss") && u.host().is_some());
+        if self.replay_store != "memory" && !redis_ok(&self.replay_store) {
             p.add("dpop.replay_store", "must be \"memory\" or a redis://HOST:PORT/DB URL");
         }
         if self.nonce {

