@@ -12,7 +12,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use http::header::{HeaderName, HeaderValue};
 
-use crate::refusal::{Answer, Scheme};
+use crate::refusal::{Answer, DPOP_NONCE, Scheme};
 use crate::token::VerifiedToken;
 
 pub const X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-subject");
@@ -24,25 +24,29 @@ pub const X_AUTH_CLAIMS: HeaderName = HeaderName::from_static("x-auth-claims");
 pub enum Allow {
     /// A public route: no credentials were looked at.
     Anonymous,
-    /// A verified token that met the route's requirements.
-    Token { scheme: Scheme, token: Arc<VerifiedToken> },
+    /// A verified token that met the route's requirements; with `dpop.nonce`, the nonce
+    /// the client should put in its next proof.
+    Token { scheme: Scheme, token: Arc<VerifiedToken>, next_nonce: Option<String> },
 }
 
 impl Allow {
     /// Status 200 and the upstream headers.
     pub fn respond(&self) -> Answer {
-        let headers = match self {
+        let mut headers = match self {
             Allow::Anonymous => vec![
                 (X_AUTH_SUBJECT, HeaderValue::from_static("")),
                 (X_AUTH_SCHEME, HeaderValue::from_static("")),
                 (X_AUTH_CLAIMS, HeaderValue::from_static("")),
             ],
-            Allow::Token { scheme, token } => vec![
+            Allow::Token { scheme, token, .. } => vec![
                 (X_AUTH_SUBJECT, header_value(&encode_subject(token.subject()))),
                 (X_AUTH_SCHEME, HeaderValue::from_static(scheme.as_str())),
                 (X_AUTH_CLAIMS, header_value(token.claims_b64())),
             ],
         };
+        if let Allow::Token { next_nonce: Some(nonce), .. } = self {
+            headers.push((DPOP_NONCE, header_value(nonce)));
+        }
         Answer { status: StatusCode::OK, headers, body: String::new() }
     }
 }

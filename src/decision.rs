@@ -12,6 +12,7 @@ use crate::allow::Allow;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::credentials::{self, Credentials};
+use crate::dpop::nonce::Nonces;
 use crate::dpop::proof::{self, Expected, ProofSettings};
 use crate::dpop::replay::ReplayStore;
 use crate::gateway::{self, CheckRequest, OriginalRequest};
@@ -29,6 +30,8 @@ pub struct Checker {
     challenge: ChallengeSettings,
     proof: ProofSettings,
     replay: ReplayStore,
+    /// With `dpop.nonce`: mints and checks server nonces.
+    nonces: Option<Nonces>,
     issuer: Arc<Issuer>,
     cache: Arc<TokenCache>,
     metrics: Arc<Metrics>,
@@ -52,6 +55,7 @@ impl Checker {
                 iat_offset: config.dpop.iat_offset,
             },
             replay: ReplayStore::for_config(&config.dpop.replay_store),
+            nonces: config.dpop.nonce.then(|| Nonces::new(config.dpop.nonce_secret.as_deref().unwrap_or_default())),
             config,
             issuer,
             cache,
@@ -136,12 +140,19 @@ impl Checker {
             }
         };
         policy::check(route, &token).map_err(refuse)?;
+        let mut next_nonce = None;
         // Last, after every other check passed: a refused request never takes a replay slot.
         if let Some(proof) = proof {
-            let expires_at = proof.expires_at(&self.proof);
-            self.replay.insert(proof.replay_key(), expires_at, self.clock.now()).await.map_err(refuse)?;
+            let now = self.clock.now();
+            if let Some(nonces) = &self.nonces {
+                if !proof.nonce().is_some_and(|n| nonces.is_current(n, now)) {
+                    return Err(refuse(Reason::UseDpopNonce { nonce: nonces.issue(now) }));
+                }
+                next_nonce = Some(nonces.issue(now));
+            }
+            self.replay.insert(proof.replay_key(), proof.expires_at(&self.proof), now).await.map_err(refuse)?;
         }
-        Ok(Allow::Token { scheme, token })
+        Ok(Allow::Token { scheme, token, next_nonce })
     }
 
     /// The DPoP proof for this request (RFC 9449 §4.3), checked against the URL the

@@ -175,6 +175,9 @@ pub enum Reason {
     KeyBindingMismatch,
     /// The DPoP scheme with a token that has no `cnf.jkt` (§7.1). 401 `invalid_token`.
     TokenNotBound,
+    /// `dpop.nonce` is on and the proof carries no nonce, or a stale or foreign one (§9).
+    /// 401 `use_dpop_nonce` with a fresh `DPoP-Nonce`.
+    UseDpopNonce { nonce: String },
     /// The replay store holds as many live proofs as it may; nothing is evicted. 503.
     ReplayStoreFull,
     /// The replay store cannot be reached (Redis down). 503; Bearer requests are unaffected.
@@ -241,6 +244,7 @@ impl Reason {
             | WrongAccessTokenHash
             | ProofReplayed => (Status::Unauthorized, Some(ErrorCode::InvalidDpopProof)),
             KeyBindingMismatch | TokenNotBound => (Status::Unauthorized, INVALID_TOKEN),
+            UseDpopNonce { .. } => (Status::Unauthorized, Some(ErrorCode::UseDpopNonce)),
             ReplayStoreFull | ReplayStoreUnavailable => (Status::Unavailable, None),
             InsufficientScope { .. } => (Status::Forbidden, Some(ErrorCode::InsufficientScope)),
             NoRouteAllows => (Status::Forbidden, None),
@@ -301,6 +305,7 @@ impl Reason {
             WrongAccessTokenHash => "DPoP proof ath mismatch",
             ProofReplayed => "DPoP proof replayed",
             KeyBindingMismatch => "invalid DPoP key binding",
+            UseDpopNonce { .. } => "DPoP nonce required",
             TokenNotBound => "access token is not DPoP-bound",
             ReplayStoreFull => "DPoP replay store full",
             ReplayStoreUnavailable => "DPoP replay store unavailable",
@@ -363,6 +368,7 @@ impl Reason {
             WrongAccessTokenHash => "wrong_access_token_hash",
             ProofReplayed => "proof_replayed",
             KeyBindingMismatch => "key_binding_mismatch",
+            UseDpopNonce { .. } => "use_dpop_nonce",
             TokenNotBound => "token_not_bound",
             ReplayStoreFull => "replay_store_full",
             ReplayStoreUnavailable => "replay_store_unavailable",
@@ -438,6 +444,9 @@ pub struct Answer {
     pub body: String,
 }
 
+/// RFC 9449 §8.1: the header that carries a server nonce.
+pub const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
+
 /// Seconds a client or gateway should wait before retrying a 503.
 const RETRY_AFTER_SECONDS: &str = "5";
 
@@ -461,6 +470,11 @@ pub fn respond(refusal: &Refusal, settings: &ChallengeSettings) -> Answer {
                 headers.push((WWW_AUTHENTICATE, value));
             }
         }
+    }
+    if let Reason::UseDpopNonce { nonce } = reason
+        && let Ok(value) = HeaderValue::from_str(nonce)
+    {
+        headers.push((DPOP_NONCE, value));
     }
     if class == Status::Unavailable {
         headers.push((RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS)));

@@ -36,7 +36,8 @@ impl Dpop {
 
     async fn send_as(&self, method: &str, path: &str, token: &str, proof: &str) -> Answer {
         let auth = format!("DPoP {token}");
-        let headers = [("host", "api.example.com"), ("x-forwarded-proto", "https"), ("authorization", &auth), ("dpop", proof)];
+        let headers =
+            [("host", "api.example.com"), ("x-forwarded-proto", "https"), ("authorization", &auth), ("dpop", proof)];
         self.app.send(request(method, &format!("/auth{path}"), &headers)).await
     }
 }
@@ -70,7 +71,12 @@ async fn the_scheme_name_is_case_insensitive() {
     for scheme in ["dpop", "DPOP"] {
         let proof = t.proof(&token).sign();
         let auth = format!("{scheme} {token}");
-        let headers = [("host", "api.example.com"), ("x-forwarded-proto", "https"), ("authorization", auth.as_str()), ("dpop", proof.as_str())];
+        let headers = [
+            ("host", "api.example.com"),
+            ("x-forwarded-proto", "https"),
+            ("authorization", auth.as_str()),
+            ("dpop", proof.as_str()),
+        ];
         assert_eq!(t.app.send(request("GET", "/auth/r", &headers)).await.status, StatusCode::OK, "{scheme}");
     }
 }
@@ -114,12 +120,18 @@ async fn the_method_and_url_must_be_the_ones_the_client_used() {
     assert_invalid_proof(&t.send(&token, &post).await, "DPoP proof htm mismatch");
     let lower = ProofBuilder::new(&t.client_key, "get", HTU, &token, t.app.now()).sign();
     assert_invalid_proof(&t.send(&token, &lower).await, "DPoP proof htm mismatch");
-    for htu in ["https://api.example.com/other", "http://api.example.com/r", "https://other-rs.example/r", "https://api.example.com/r/"] {
+    for htu in [
+        "https://api.example.com/other",
+        "http://api.example.com/r",
+        "https://other-rs.example/r",
+        "https://api.example.com/r/",
+    ] {
         let proof = ProofBuilder::new(&t.client_key, "GET", htu, &token, t.app.now()).sign();
         assert_invalid_proof(&t.send(&token, &proof).await, "DPoP proof htu mismatch");
     }
     // RFC 3986 equivalents of the URL are the same URL.
-    for htu in ["HTTPS://API.example.com:443/r", "https://api.example.com/%72?q=1#f", "https://api.example.com/a/../r"] {
+    for htu in ["HTTPS://API.example.com:443/r", "https://api.example.com/%72?q=1#f", "https://api.example.com/a/../r"]
+    {
         let proof = ProofBuilder::new(&t.client_key, "GET", htu, &token, t.app.now()).sign();
         assert_eq!(t.send(&token, &proof).await.status, StatusCode::OK, "{htu}");
     }
@@ -171,7 +183,10 @@ async fn a_proof_by_another_key_is_a_binding_mismatch() {
     let proof = ProofBuilder::new(&thief, "GET", HTU, &token, t.app.now()).sign();
     let answer = t.send(&token, &proof).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(answer.challenges()[0], "DPoP error=\"invalid_token\", error_description=\"invalid DPoP key binding\", algs=\"ES256\"");
+    assert_eq!(
+        answer.challenges()[0],
+        "DPoP error=\"invalid_token\", error_description=\"invalid DPoP key binding\", algs=\"ES256\""
+    );
 }
 
 #[tokio::test]
@@ -180,7 +195,10 @@ async fn an_unbound_token_with_the_dpop_scheme_is_refused() {
     let token = t.app.token().sign();
     let answer = t.send(&token, &t.proof(&token).sign()).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(answer.challenges()[0], "DPoP error=\"invalid_token\", error_description=\"access token is not DPoP-bound\", algs=\"ES256\"");
+    assert_eq!(
+        answer.challenges()[0],
+        "DPoP error=\"invalid_token\", error_description=\"access token is not DPoP-bound\", algs=\"ES256\""
+    );
 }
 
 #[tokio::test]
@@ -245,11 +263,18 @@ async fn framing_errors_are_invalid_request() {
     for (headers, description) in [
         (vec![("authorization", auth.as_str())], "DPoP scheme without a DPoP proof"),
         (vec![("dpop", proof.as_str())], "DPoP proof without an access token"),
-        (vec![("authorization", auth.as_str()), ("dpop", proof.as_str()), ("dpop", proof.as_str())], "more than one DPoP proof"),
+        (
+            vec![("authorization", auth.as_str()), ("dpop", proof.as_str()), ("dpop", proof.as_str())],
+            "more than one DPoP proof",
+        ),
     ] {
         let answer = t.app.get("/r", &headers).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{description}");
-        assert!(answer.challenges()[0].contains(&format!("error=\"invalid_request\", error_description=\"{description}\"")), "{:?}", answer.challenges());
+        assert!(
+            answer.challenges()[0].contains(&format!("error=\"invalid_request\", error_description=\"{description}\"")),
+            "{:?}",
+            answer.challenges()
+        );
     }
 }
 
@@ -273,7 +298,10 @@ async fn required_mode_accepts_dpop_and_offers_only_the_dpop_challenge() {
     let replay_proof = t.proof(&token).sign();
     t.send(&token, &replay_proof).await;
     let answer = t.send(&token, &replay_proof).await;
-    assert_eq!(answer.challenges(), vec!["DPoP error=\"invalid_dpop_proof\", error_description=\"DPoP proof replayed\", algs=\"ES256\""]);
+    assert_eq!(
+        answer.challenges(),
+        vec!["DPoP error=\"invalid_dpop_proof\", error_description=\"DPoP proof replayed\", algs=\"ES256\""]
+    );
 }
 
 #[tokio::test]
@@ -283,7 +311,10 @@ async fn pinned_public_origins_stop_a_spoofed_host() {
     let issuer = MockIssuer::start(&[&key]).await;
     let env = [("TOLLGATE_PROXY__PUBLIC_ORIGINS".to_string(), "https://api.example.com".to_string())].into();
     let config = tollgate::config::Config::load(&config_text(&issuer.issuer(), "nginx", ""), &env).unwrap();
-    let t = Dpop { app: TestApp::from_config(issuer, key, config, fast_timings()).await, client_key: SigningKey::p256("c").unwrap() };
+    let t = Dpop {
+        app: TestApp::from_config(issuer, key, config, fast_timings()).await,
+        client_key: SigningKey::p256("c").unwrap(),
+    };
     let token = t.bound_token();
     let send = |host: &'static str, proof: String| {
         let auth = format!("DPoP {token}");
@@ -314,4 +345,61 @@ async fn an_untrusted_peer_cannot_choose_the_proof_url() {
     // Claims https via X-Forwarded-Proto, but an untrusted peer's headers are not believed.
     let answer = t.send(&token, &t.proof(&token).sign()).await;
     assert_invalid_proof(&answer, "DPoP proof htu mismatch");
+}
+
+const NONCE_CONFIG: &str = "[dpop]\nnonce = true\nnonce_secret = \"0123456789abcdef0123456789abcdef\"";
+
+fn assert_use_nonce(answer: &Answer) -> String {
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
+    assert_eq!(
+        answer.challenges()[0],
+        "DPoP error=\"use_dpop_nonce\", error_description=\"DPoP nonce required\", algs=\"ES256\""
+    );
+    answer.header("dpop-nonce").expect("a fresh DPoP-Nonce").to_string()
+}
+
+#[tokio::test]
+async fn with_nonces_on_a_proof_without_one_gets_use_dpop_nonce_and_a_nonce_that_works() {
+    let t = Dpop::new(NONCE_CONFIG).await;
+    let token = t.bound_token();
+    let nonce = assert_use_nonce(&t.send(&token, &t.proof(&token).sign()).await);
+    let answer = t.send(&token, &t.proof(&token).claim("nonce", json!(nonce)).sign()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let next = answer.header("dpop-nonce").expect("successes carry the next nonce");
+    let answer = t.send(&token, &t.proof(&token).claim("nonce", json!(next)).sign()).await;
+    assert_eq!(answer.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn random_foreign_and_stale_nonces_are_refused() {
+    let t = Dpop::new(NONCE_CONFIG).await;
+    let token = t.bound_token();
+    let foreign = tollgate::dpop::nonce::Nonces::new("another deployment's secret, 32+ bytes").issue(t.app.now());
+    for nonce in ["random".to_string(), foreign] {
+        assert_use_nonce(&t.send(&token, &t.proof(&token).claim("nonce", json!(nonce)).sign()).await);
+    }
+    let nonce = assert_use_nonce(&t.send(&token, &t.proof(&token).sign()).await);
+    t.app.clock.advance(2 * tollgate::dpop::nonce::WINDOW);
+    let token = t.bound_token();
+    assert_use_nonce(&t.send(&token, &t.proof(&token).claim("nonce", json!(nonce)).sign()).await);
+}
+
+#[tokio::test]
+async fn replicas_sharing_the_secret_accept_each_others_nonces() {
+    let a = Dpop::new(NONCE_CONFIG).await;
+    let b = Dpop { app: TestApp::new(NONCE_CONFIG).await, client_key: SigningKey::p256("c2").unwrap() };
+    let token_a = a.bound_token();
+    let nonce = assert_use_nonce(&a.send(&token_a, &a.proof(&token_a).sign()).await);
+    let token_b = b.bound_token();
+    let answer = b.send(&token_b, &b.proof(&token_b).claim("nonce", json!(nonce)).sign()).await;
+    assert_eq!(answer.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn without_nonce_mode_a_nonce_claim_is_ignored() {
+    let t = Dpop::new("").await;
+    let token = t.bound_token();
+    let answer = t.send(&token, &t.proof(&token).claim("nonce", json!("anything")).sign()).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.header("dpop-nonce"), None);
 }

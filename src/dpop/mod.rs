@@ -1,6 +1,7 @@
 //! DPoP (RFC 9449): proof verification ([`proof`]), the RFC 3986 `htu` comparison
-//! ([`htu`]) and replay protection ([`replay`]).
+//! ([`htu`]), replay protection ([`replay`]) and server nonces ([`nonce`]).
 
 pub mod htu;
+pub mod nonce;
 pub mod proof;
 pub mod replay;

@@ -176,6 +176,7 @@ fn all_reasons() -> Vec<Reason> {
         TokenNotBound,
         ReplayStoreFull,
         ReplayStoreUnavailable,
+        UseDpopNonce { nonce: "n".into() },
         InsufficientScope { scope: "s".into() },
         NoRouteAllows,
         NoIssuerKeys,
@@ -209,4 +210,16 @@ fn no_reason_turns_into_a_success_status() {
         let answer = respond(&Refusal::new(reason.clone()), &settings(DpopMode::Allowed));
         assert!(answer.status.as_u16() >= 400, "{reason:?}");
     }
+}
+
+#[test]
+fn use_dpop_nonce_carries_the_fresh_nonce() {
+    let refusal = Refusal::new(Reason::UseDpopNonce { nonce: "abc_-123".into() }).with_scheme(Some(Scheme::DPoP));
+    let answer = respond(&refusal, &settings(DpopMode::Allowed));
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenges(&answer)[0],
+        r#"DPoP error="use_dpop_nonce", error_description="DPoP nonce required", algs="ES256 PS256""#
+    );
+    assert!(answer.headers.iter().any(|(n, v)| *n == DPOP_NONCE && v == "abc_-123"));
 }
