@@ -5,6 +5,12 @@
 //! (control characters were refused at verification). `X-Auth-Claims` is the verified
 //! payload, base64url without padding. On a public route the headers are present and
 //! empty, so a gateway that copies them overwrites anything the client sent.
+//!
+//! `[headers]` claim headers follow the same rules: strings as they are, numbers and
+//! booleans as JSON text, arrays of those joined with `,`; bytes outside visible ASCII,
+//! `%` (and `,` inside an array element) percent-encoded, so no control character or raw
+//! non-ASCII byte ever reaches a header. A claim that is absent, an object, or would
+//! encode to more than 4 KiB gives an empty header.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -12,6 +18,9 @@ use std::sync::Arc;
 use http::StatusCode;
 use http::header::{HeaderName, HeaderValue};
 
+use serde_json::Value;
+
+use crate::config::ClaimHeader;
 use crate::refusal::{Answer, DPOP_NONCE, Scheme};
 use crate::token::VerifiedToken;
 
@@ -30,8 +39,8 @@ pub enum Allow {
 }
 
 impl Allow {
-    /// Status 200 and the upstream headers.
-    pub fn respond(&self) -> Answer {
+    /// Status 200 and the upstream headers, `claim_headers` included.
+    pub fn respond(&self, claim_headers: &[ClaimHeader]) -> Answer {
         let mut headers = match self {
             Allow::Anonymous => vec![
                 (X_AUTH_SUBJECT, HeaderValue::from_static("")),
@@ -44,10 +53,42 @@ impl Allow {
                 (X_AUTH_CLAIMS, header_value(token.claims_b64())),
             ],
         };
+        for h in claim_headers {
+            let value = match self {
+                Allow::Token { token, .. } => token.claim(&h.claim).and_then(claim_text).unwrap_or_default(),
+                Allow::Anonymous => String::new(),
+            };
+            headers.push((h.name.clone(), header_value(&value)));
+        }
         if let Allow::Token { next_nonce: Some(nonce), .. } = self {
             headers.push((DPOP_NONCE, header_value(nonce)));
         }
         Answer { status: StatusCode::OK, headers, body: String::new() }
+    }
+}
+
+/// Longest claim header value passed upstream.
+pub const MAX_CLAIM_HEADER: usize = 4096;
+
+/// A claim as header text, or `None` when it has no safe text form.
+fn claim_text(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::Array(items) => {
+            let parts: Option<Vec<String>> =
+                items.iter().map(|v| scalar_text(v).map(|t| t.replace(',', "%2C"))).collect();
+            parts?.join(",")
+        }
+        other => scalar_text(other)?,
+    };
+    (text.len() <= MAX_CLAIM_HEADER).then_some(text)
+}
+
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(encode_subject(s).into_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Null | Value::Array(_) | Value::Object(_) => None,
     }
 }
 
@@ -75,7 +116,21 @@ pub fn encode_subject(subject: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use super::encode_subject;
+    use super::{claim_text, encode_subject};
+    use serde_json::json;
+
+    #[test]
+    fn claims_become_header_text() {
+        assert_eq!(claim_text(&json!("gold")).as_deref(), Some("gold"));
+        assert_eq!(claim_text(&json!(42)).as_deref(), Some("42"));
+        assert_eq!(claim_text(&json!(true)).as_deref(), Some("true"));
+        assert_eq!(claim_text(&json!(["admin", "a,b", 7])).as_deref(), Some("admin,a%2Cb,7"));
+        assert_eq!(claim_text(&json!("x\r\nX-Admin: 1")).as_deref(), Some("x%0D%0AX-Admin:%201"));
+        assert_eq!(claim_text(&json!({"a": 1})), None);
+        assert_eq!(claim_text(&json!([["nested"]])), None);
+        assert_eq!(claim_text(&json!(null)), None);
+        assert_eq!(claim_text(&json!("x".repeat(5000))), None);
+    }
 
     #[test]
     fn plain_subjects_pass_unchanged() {

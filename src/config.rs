@@ -7,7 +7,7 @@
 //! The file is read with the `toml` crate rather than a layered-config crate: claim names
 //! such as `https://example.com/tier` contain dots, which such crates read as key paths.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 
@@ -65,6 +65,8 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub errors: ErrorsConfig,
     pub routes: Vec<Route>,
+    /// `[headers]`: upstream headers filled from verified claims.
+    pub headers: Vec<ClaimHeader>,
     pub log: LogConfig,
     pub cache: CacheConfig,
 }
@@ -85,6 +87,14 @@ impl IssuerConfig {
     pub fn discovery_url(&self) -> String {
         format!("{}/.well-known/openid-configuration", self.issuer.trim_end_matches('/'))
     }
+}
+
+/// One `[headers]` entry: an upstream header and the claim it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimHeader {
+    pub name: http::HeaderName,
+    /// A claim name, or a dotted path when no claim has that exact name.
+    pub claim: String,
 }
 
 #[derive(Debug, Clone)]
@@ -332,6 +342,8 @@ struct RawConfig {
     #[serde(default)]
     routes: Vec<RawRoute>,
     #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
     log: RawLog,
     #[serde(default)]
     cache: RawCache,
@@ -435,6 +447,13 @@ struct RawRoute {
     #[serde(default)]
     any_scopes: Vec<String>,
     #[serde(default)]
+    permissions: Vec<String>,
+    #[serde(default)]
+    organizations: Vec<String>,
+    #[serde(default)]
+    claims: BTreeMap<String, String>,
+    dpop: Option<String>,
+    #[serde(default)]
     public: bool,
 }
 
@@ -484,15 +503,19 @@ impl RawConfig {
         let dpop = self.dpop.validate(&mut p);
         let proxy = self.proxy.validate(&mut p);
         let errors = self.errors.validate(&mut p);
-        let routes =
+        let routes: Vec<Route> =
             self.routes.into_iter().enumerate().map(|(i, r)| r.validate(&format!("routes[{i}]"), &mut p)).collect();
+        if dpop.mode == DpopMode::Disabled && routes.iter().any(|r| r.dpop_required) {
+            p.add("routes", "a route requires DPoP while dpop.enabled is false");
+        }
+        let headers = claim_headers(self.headers, &mut p);
         let log = LogConfig { format: self.log.format, level: self.log.level };
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log.level) {
             p.add("log.level", format!("not a log filter: {e}"));
         }
         let cache = CacheConfig { max_tokens: self.cache.max_tokens };
         if p.0.is_empty() {
-            Ok(Config { listen, default: self.default, issuer, dpop, proxy, errors, routes, log, cache })
+            Ok(Config { listen, default: self.default, issuer, dpop, proxy, errors, routes, headers, log, cache })
         } else {
             Err(ConfigError { problems: p.0 })
         }
@@ -715,11 +738,85 @@ impl RawRoute {
                 p.add(format!("{key}.scopes"), format!("not a scope token: {scope:?}"));
             }
         }
-        if self.public && !(self.scopes.is_empty() && self.any_scopes.is_empty()) {
-            p.add(key, "a public route cannot require scopes");
+        let dpop_required = match self.dpop.as_deref() {
+            None => false,
+            Some("required") => true,
+            Some(other) => {
+                p.add(format!("{key}.dpop"), format!("the only value is \"required\", not {other:?}"));
+                false
+            }
+        };
+        let requires_token = !(self.scopes.is_empty()
+            && self.any_scopes.is_empty()
+            && self.permissions.is_empty()
+            && self.organizations.is_empty()
+            && self.claims.is_empty()
+            && !dpop_required);
+        if self.public && requires_token {
+            p.add(key, "a public route cannot require scopes, permissions, organizations, claims or DPoP");
         }
-        Route { host, path, methods, scopes: self.scopes, any_scopes: self.any_scopes, public: self.public }
+        if self.claims.keys().any(|k| k.is_empty()) {
+            p.add(format!("{key}.claims"), "claim names must not be empty");
+        }
+        Route {
+            host,
+            path,
+            methods,
+            scopes: self.scopes,
+            any_scopes: self.any_scopes,
+            permissions: self.permissions,
+            organizations: self.organizations,
+            claims: self.claims.into_iter().collect(),
+            dpop_required,
+            public: self.public,
+        }
     }
+}
+
+/// Headers a claim may never fill: tollgate's own, credentials, framing and hop-by-hop.
+const RESERVED_HEADERS: &[&str] = &[
+    "x-auth-subject",
+    "x-auth-scheme",
+    "x-auth-claims",
+    "authorization",
+    "dpop",
+    "dpop-nonce",
+    "www-authenticate",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "cookie",
+    "set-cookie",
+];
+
+fn claim_headers(table: BTreeMap<String, String>, p: &mut Problems) -> Vec<ClaimHeader> {
+    table
+        .into_iter()
+        .filter_map(|(name, claim)| {
+            let key = format!("headers.{name}");
+            let Ok(header) = http::HeaderName::from_bytes(name.as_bytes()) else {
+                p.add(key, "not a valid header name");
+                return None;
+            };
+            if RESERVED_HEADERS.contains(&header.as_str()) {
+                p.add(key, "reserved: tollgate sets it itself, or a claim must never fill it");
+                return None;
+            }
+            if claim.is_empty() {
+                p.add(key, "the claim name must not be empty");
+                return None;
+            }
+            Some(ClaimHeader { name: header, claim })
+        })
+        .collect()
 }
 
 fn checked_path(path: String, key: &str, p: &mut Problems, make: fn(String) -> PathMatch) -> PathMatch {

@@ -18,8 +18,8 @@ use crate::dpop::replay::ReplayStore;
 use crate::gateway::{self, CheckRequest, OriginalRequest};
 use crate::issuer::Issuer;
 use crate::metrics::Metrics;
-use crate::policy::{self, Policy, Requirement};
-use crate::refusal::{self, Answer, ChallengeSettings, Reason, Refusal};
+use crate::policy::{self, Policy, Requirement, Route};
+use crate::refusal::{self, Answer, ChallengeSettings, DpopMode, Reason, Refusal};
 use crate::token::{self, VerifiedToken};
 use crate::token_cache::TokenCache;
 
@@ -30,6 +30,8 @@ pub struct Checker {
     challenge: ChallengeSettings,
     proof: ProofSettings,
     replay: ReplayStore,
+    /// Top-level claims that routes and `[headers]` read, kept in each verified token.
+    keep: Vec<String>,
     /// With `dpop.nonce`: mints and checks server nonces.
     nonces: Option<Nonces>,
     issuer: Arc<Issuer>,
@@ -55,6 +57,12 @@ impl Checker {
                 iat_offset: config.dpop.iat_offset,
             },
             replay: ReplayStore::for_config(&config.dpop.replay_store),
+            keep: token::claims_to_keep(
+                policy::claims_read(&config.routes)
+                    .iter()
+                    .map(String::as_str)
+                    .chain(config.headers.iter().map(|h| h.claim.as_str())),
+            ),
             nonces: config.dpop.nonce.then(|| Nonces::new(config.dpop.nonce_secret.as_deref().unwrap_or_default())),
             config,
             issuer,
@@ -96,7 +104,7 @@ impl Checker {
         match decision {
             Ok(allow) => {
                 self.metrics.checks.with_label_values(&["allow", "none"]).inc();
-                allow.respond()
+                allow.respond(&self.config.headers)
             }
             Err(refusal) => {
                 let reason = refusal.reason();
@@ -125,8 +133,20 @@ impl Checker {
             Requirement::Deny => return Err(Reason::NoRouteAllows.into()),
             Requirement::Token(route) => route,
         };
+        let dpop_required = route.is_some_and(|r| r.dpop_required);
+        self.authorize(request, &original, route).await.map_err(|r| r.with_dpop_required(dpop_required))
+    }
+
+    /// Credentials, token, proof, route requirements, and last the proof's one-time use.
+    async fn authorize(
+        &self,
+        request: &CheckRequest,
+        original: &OriginalRequest,
+        route: Option<&Route>,
+    ) -> Result<Allow, Refusal> {
         let credentials = credentials::extract(&request.headers)?;
-        credentials::admit(&credentials, self.config.dpop.mode)?;
+        let mode = if route.is_some_and(|r| r.dpop_required) { DpopMode::Required } else { self.config.dpop.mode };
+        credentials::admit(&credentials, mode)?;
         let scheme = credentials.scheme();
         let refuse = |reason: Reason| Refusal::new(reason).with_scheme(Some(scheme));
         let token = self.verified_token(credentials.token()).await.map_err(refuse)?;
@@ -136,23 +156,30 @@ impl Checker {
             Credentials::Bearer { .. } => None,
             Credentials::DPoP { token: raw, proof } => {
                 let jkt = token.jkt().ok_or(Reason::TokenNotBound).map_err(refuse)?;
-                Some(self.verified_proof(&original, raw, proof, jkt).map_err(refuse)?)
+                Some(self.verified_proof(original, raw, proof, jkt).map_err(refuse)?)
             }
         };
         policy::check(route, &token).map_err(refuse)?;
-        let mut next_nonce = None;
-        // Last, after every other check passed: a refused request never takes a replay slot.
-        if let Some(proof) = proof {
-            let now = self.clock.now();
-            if let Some(nonces) = &self.nonces {
-                if !proof.nonce().is_some_and(|n| nonces.is_current(n, now)) {
-                    return Err(refuse(Reason::UseDpopNonce { nonce: nonces.issue(now) }));
-                }
-                next_nonce = Some(nonces.issue(now));
-            }
-            self.replay.insert(proof.replay_key(), proof.expires_at(&self.proof), now).await.map_err(refuse)?;
-        }
+        let next_nonce = match proof {
+            Some(proof) => self.use_proof(&proof).await.map_err(refuse)?,
+            None => None,
+        };
         Ok(Allow::Token { scheme, token, next_nonce })
+    }
+
+    /// Checks the server nonce and records the proof as used; returns the next nonce.
+    /// Runs after every other check, so a refused request never takes a replay slot.
+    async fn use_proof(&self, proof: &proof::VerifiedProof) -> Result<Option<String>, Reason> {
+        let now = self.clock.now();
+        let next_nonce = match &self.nonces {
+            Some(nonces) if !proof.nonce().is_some_and(|n| nonces.is_current(n, now)) => {
+                return Err(Reason::UseDpopNonce { nonce: nonces.issue(now) });
+            }
+            Some(nonces) => Some(nonces.issue(now)),
+            None => None,
+        };
+        self.replay.insert(proof.replay_key(), proof.expires_at(&self.proof), now).await?;
+        Ok(next_nonce)
     }
 
     /// The DPoP proof for this request (RFC 9449 §4.3), checked against the URL the
@@ -194,10 +221,10 @@ impl Checker {
         }
         self.metrics.token_cache_misses.inc();
         let keys = self.issuer.keys().ok_or(Reason::NoIssuerKeys)?;
-        let verified = match token::verify(raw, &keys, &self.config.issuer, now) {
+        let verified = match token::verify_keeping(raw, &keys, &self.config.issuer, now, &self.keep) {
             Err(Reason::UnknownKey) if self.issuer.refetch_for_unknown_kid().await => {
                 let keys = self.issuer.keys().ok_or(Reason::NoIssuerKeys)?;
-                token::verify(raw, &keys, &self.config.issuer, now)
+                token::verify_keeping(raw, &keys, &self.config.issuer, now, &self.keep)
             }
             other => other,
         }?;

@@ -8,6 +8,8 @@
 //! case-sensitive (RFC 6749 §3.3); a missing one answers 403 `insufficient_scope`
 //! (RFC 6750 §3.1).
 
+use serde_json::Value;
+
 use crate::config::DefaultAction;
 use crate::gateway::OriginalRequest;
 use crate::refusal::Reason;
@@ -78,6 +80,14 @@ pub struct Route {
     pub scopes: Vec<String>,
     /// At least one of these must be in the token's `scope`.
     pub any_scopes: Vec<String>,
+    /// Every one of these must be in the `permissions` array claim (Auth0 RBAC).
+    pub permissions: Vec<String>,
+    /// When not empty, the `org_id` claim must be one of these (Auth0 Organizations).
+    pub organizations: Vec<String>,
+    /// Each claim must equal the string, or be an array holding it.
+    pub claims: Vec<(String, String)>,
+    /// DPoP required on this route even where it is only allowed globally.
+    pub dpop_required: bool,
     /// No token needed.
     pub public: bool,
 }
@@ -151,6 +161,18 @@ pub fn describe(route: &Route) -> String {
         if !route.any_scopes.is_empty() {
             needs.push(format!("one of {}", route.any_scopes.join(" ")));
         }
+        if !route.permissions.is_empty() {
+            needs.push(format!("permissions {}", route.permissions.join(" ")));
+        }
+        if !route.organizations.is_empty() {
+            needs.push(format!("org_id one of {}", route.organizations.join(" ")));
+        }
+        for (name, value) in &route.claims {
+            needs.push(format!("claim {name} = {value}"));
+        }
+        if route.dpop_required {
+            needs.push("DPoP".to_string());
+        }
         needs.join(", ")
     };
     format!("{methods} {host} {path} -> {needs}")
@@ -166,7 +188,41 @@ pub fn check(route: Option<&Route>, token: &VerifiedToken) -> Result<(), Reason>
     if !route.any_scopes.is_empty() && !route.any_scopes.iter().any(|s| token.has_scope(s)) {
         return Err(Reason::InsufficientScope { scope: route.any_scopes.join(" ") });
     }
+    if !route.permissions.iter().all(|p| holds(token.claim("permissions"), p)) {
+        return Err(Reason::MissingPermission);
+    }
+    let org = token.claim("org_id").and_then(Value::as_str);
+    if !route.organizations.is_empty() && !org.is_some_and(|o| route.organizations.iter().any(|want| want == o)) {
+        return Err(Reason::WrongOrganization);
+    }
+    if !route.claims.iter().all(|(name, want)| holds(token.claim(name), want)) {
+        return Err(Reason::ClaimMismatch);
+    }
     Ok(())
+}
+
+/// A claim that is the wanted string, or an array containing it.
+fn holds(claim: Option<&Value>, want: &str) -> bool {
+    match claim {
+        Some(Value::String(s)) => s == want,
+        Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(want)),
+        _ => false,
+    }
+}
+
+/// The claims the routes read, which verification must keep.
+pub fn claims_read(routes: &[Route]) -> Vec<String> {
+    let mut names = Vec::new();
+    for route in routes {
+        if !route.permissions.is_empty() {
+            names.push("permissions".to_string());
+        }
+        if !route.organizations.is_empty() {
+            names.push("org_id".to_string());
+        }
+        names.extend(route.claims.iter().map(|(name, _)| name.clone()));
+    }
+    names
 }
 
 #[cfg(test)]

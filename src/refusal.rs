@@ -186,6 +186,12 @@ pub enum Reason {
     // --- The route ---
     /// The token lacks scopes the route requires. 403 `insufficient_scope` with `scope="…"`.
     InsufficientScope { scope: String },
+    /// The `permissions` claim lacks one the route requires. 403 `insufficient_scope`.
+    MissingPermission,
+    /// The `org_id` claim is absent or not one of the route's organizations. 403 `insufficient_scope`.
+    WrongOrganization,
+    /// A claim the route requires is absent or has another value. 403 `insufficient_scope`.
+    ClaimMismatch,
     /// No route matched and `default = "deny"`. 403, no challenge.
     NoRouteAllows,
 
@@ -246,7 +252,9 @@ impl Reason {
             KeyBindingMismatch | TokenNotBound => (Status::Unauthorized, INVALID_TOKEN),
             UseDpopNonce { .. } => (Status::Unauthorized, Some(ErrorCode::UseDpopNonce)),
             ReplayStoreFull | ReplayStoreUnavailable => (Status::Unavailable, None),
-            InsufficientScope { .. } => (Status::Forbidden, Some(ErrorCode::InsufficientScope)),
+            InsufficientScope { .. } | MissingPermission | WrongOrganization | ClaimMismatch => {
+                (Status::Forbidden, Some(ErrorCode::InsufficientScope))
+            }
             NoRouteAllows => (Status::Forbidden, None),
             NoIssuerKeys => (Status::Unavailable, None),
         }
@@ -310,6 +318,9 @@ impl Reason {
             ReplayStoreFull => "DPoP replay store full",
             ReplayStoreUnavailable => "DPoP replay store unavailable",
             InsufficientScope { .. } => "insufficient scope",
+            MissingPermission => "required permission missing",
+            WrongOrganization => "organization not allowed",
+            ClaimMismatch => "required claim value missing",
             NoRouteAllows => "no route allows this request",
             NoIssuerKeys => "issuer keys not available",
         }
@@ -373,6 +384,9 @@ impl Reason {
             ReplayStoreFull => "replay_store_full",
             ReplayStoreUnavailable => "replay_store_unavailable",
             InsufficientScope { .. } => "insufficient_scope",
+            MissingPermission => "missing_permission",
+            WrongOrganization => "wrong_organization",
+            ClaimMismatch => "claim_mismatch",
             NoRouteAllows => "no_route_allows",
             NoIssuerKeys => "no_issuer_keys",
         }

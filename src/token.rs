@@ -34,6 +34,8 @@ pub struct VerifiedToken {
     jkt: Option<String>,
     /// The payload segment as received: canonical base64url of the verified JSON.
     claims_b64: String,
+    /// The claims routes and `[headers]` read, kept from the verified payload.
+    kept: Vec<(String, Value)>,
 }
 
 impl VerifiedToken {
@@ -57,10 +59,45 @@ impl VerifiedToken {
     pub fn claims_b64(&self) -> &str {
         &self.claims_b64
     }
+
+    /// A kept claim by its exact name (namespaced URL claims included) or, when no claim
+    /// has that name, by dotted path (`app_metadata.tenant`).
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        let top = |n: &str| self.kept.iter().find(|(k, _)| k == n).map(|(_, v)| v);
+        top(name).or_else(|| {
+            let mut parts = name.split('.');
+            let first = top(parts.next()?)?;
+            parts.try_fold(first, |value, part| value.get(part))
+        })
+    }
+}
+
+/// The top-level claims to keep so that `claim(name)` can answer for `names`.
+pub fn claims_to_keep<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut keep: Vec<String> = Vec::new();
+    for name in names {
+        for candidate in [name, name.split('.').next().unwrap_or(name)] {
+            if !keep.iter().any(|k| k == candidate) {
+                keep.push(candidate.to_string());
+            }
+        }
+    }
+    keep
 }
 
 /// Verifies `token` against the issuer's keys at time `now` (seconds since the epoch).
 pub fn verify(token: &str, keys: &KeySet, config: &IssuerConfig, now: i64) -> Result<VerifiedToken, Reason> {
+    verify_keeping(token, keys, config, now, &[])
+}
+
+/// [`verify`], keeping the named top-level claims (see [`claims_to_keep`]) for routes and headers.
+pub fn verify_keeping(
+    token: &str,
+    keys: &KeySet,
+    config: &IssuerConfig,
+    now: i64,
+    keep: &[String],
+) -> Result<VerifiedToken, Reason> {
     let compact = jws::parse(token, MAX_TOKEN_LEN).map_err(|e| match e {
         JwsError::TooLarge => Reason::TokenTooLarge,
         JwsError::Header => Reason::MalformedHeader,
@@ -78,8 +115,10 @@ pub fn verify(token: &str, keys: &KeySet, config: &IssuerConfig, now: i64) -> Re
     if !verified {
         return Err(Reason::BadSignature);
     }
-    let claims = compact.payload().map_err(|_| Reason::MalformedClaims)?;
-    check_claims(&claims, compact.payload_b64, config, now)
+    let mut claims = compact.payload().map_err(|_| Reason::MalformedClaims)?;
+    let mut verified = check_claims(&claims, compact.payload_b64, config, now)?;
+    verified.kept = keep.iter().filter_map(|name| claims.remove_entry(name)).collect();
+    Ok(verified)
 }
 
 /// `alg`, `crit` and `typ`; returns the algorithm to verify with.
@@ -172,7 +211,7 @@ fn check_claims(
     }
     let scope = scope(claims.get("scope"));
     let jkt = confirmation(claims.get("cnf"))?;
-    Ok(VerifiedToken { subject, scope, expires_at, jkt, claims_b64: payload_b64.to_string() })
+    Ok(VerifiedToken { subject, scope, expires_at, jkt, claims_b64: payload_b64.to_string(), kept: Vec::new() })
 }
 
 /// The `scope` claim if it follows RFC 6749 §3.3 (scope-tokens joined by single spaces).

@@ -1,7 +1,18 @@
 use super::*;
 
 fn route(path: PathMatch) -> Route {
-    Route { host: None, path, methods: None, scopes: vec![], any_scopes: vec![], public: false }
+    Route {
+        host: None,
+        path,
+        methods: None,
+        scopes: vec![],
+        any_scopes: vec![],
+        permissions: vec![],
+        organizations: vec![],
+        claims: vec![],
+        dpop_required: false,
+        public: false,
+    }
 }
 
 fn request(method: &str, host: &str, path: &str) -> OriginalRequest {
@@ -73,4 +84,13 @@ fn a_host_route_needs_the_host() {
     assert_eq!(policy.route(&request("GET", "other.example.com", "/")), Requirement::Deny);
     let hostless = OriginalRequest::new("GET", "https", None, "/").unwrap();
     assert_eq!(policy.route(&hostless), Requirement::Deny);
+}
+
+#[test]
+fn a_route_lists_the_claims_it_reads() {
+    let mut r = route(PathMatch::Any);
+    r.permissions = vec!["read:x".into()];
+    r.organizations = vec!["org_1".into()];
+    r.claims = vec![("https://example.com/tier".into(), "gold".into())];
+    assert_eq!(claims_read(&[r]), vec!["permissions", "org_id", "https://example.com/tier"]);
 }

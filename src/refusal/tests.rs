@@ -178,6 +178,9 @@ fn all_reasons() -> Vec<Reason> {
         ReplayStoreUnavailable,
         UseDpopNonce { nonce: "n".into() },
         InsufficientScope { scope: "s".into() },
+        MissingPermission,
+        WrongOrganization,
+        ClaimMismatch,
         NoRouteAllows,
         NoIssuerKeys,
     ]

@@ -1,0 +1,163 @@
+//! Route requirements beyond scopes, and `[headers]` claim headers, through the real router.
+
+mod support;
+
+use axum::http::StatusCode;
+use serde_json::json;
+use support::*;
+
+const RULES: &str = r#"
+[[routes]]
+path_prefix = "/reports"
+permissions = ["read:reports", "export:reports"]
+
+[[routes]]
+path_prefix = "/orgs"
+organizations = ["org_acme", "org_globex"]
+
+[[routes]]
+path_prefix = "/gold"
+claims = { "https://example.com/tier" = "gold", "roles" = "admin" }
+
+[[routes]]
+path_prefix = "/bound"
+dpop = "required"
+"#;
+
+async fn get(app: &TestApp, path: &str, token: &str) -> Answer {
+    app.get(path, &[("authorization", &format!("Bearer {token}"))]).await
+}
+
+fn assert_forbidden(answer: &Answer, description: &str) {
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    assert_eq!(
+        answer.challenges()[0],
+        format!("Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"{description}\"")
+    );
+}
+
+#[tokio::test]
+async fn permissions_must_all_be_in_the_permissions_claim() {
+    let app = TestApp::new(RULES).await;
+    let all = app.token().claim("permissions", json!(["read:reports", "export:reports", "x"])).sign();
+    assert_eq!(get(&app, "/reports", &all).await.status, StatusCode::OK);
+    for permissions in [json!(["read:reports"]), json!("read:reports export:reports"), json!([])] {
+        let token = app.token().claim("permissions", permissions).sign();
+        assert_forbidden(&get(&app, "/reports", &token).await, "required permission missing");
+    }
+    // Scopes do not stand in for permissions.
+    let scoped = app.token().claim("scope", json!("read:reports export:reports")).sign();
+    assert_forbidden(&get(&app, "/reports", &scoped).await, "required permission missing");
+}
+
+#[tokio::test]
+async fn the_organization_must_be_one_of_the_routes() {
+    let app = TestApp::new(RULES).await;
+    let acme = app.token().claim("org_id", json!("org_acme")).sign();
+    assert_eq!(get(&app, "/orgs/1", &acme).await.status, StatusCode::OK);
+    for org in [json!("org_other"), json!(["org_acme"]), json!(null)] {
+        let token = app.token().claim("org_id", org).sign();
+        assert_forbidden(&get(&app, "/orgs/1", &token).await, "organization not allowed");
+    }
+    let none = app.token().sign();
+    assert_forbidden(&get(&app, "/orgs/1", &none).await, "organization not allowed");
+}
+
+#[tokio::test]
+async fn claim_conditions_match_strings_and_array_members() {
+    let app = TestApp::new(RULES).await;
+    let gold =
+        app.token().claim("https://example.com/tier", json!("gold")).claim("roles", json!(["user", "admin"])).sign();
+    assert_eq!(get(&app, "/gold", &gold).await.status, StatusCode::OK);
+    let silver = app.token().claim("https://example.com/tier", json!("silver")).claim("roles", json!(["admin"])).sign();
+    assert_forbidden(&get(&app, "/gold", &silver).await, "required claim value missing");
+    let no_role = app.token().claim("https://example.com/tier", json!("gold")).claim("roles", json!("user")).sign();
+    assert_forbidden(&get(&app, "/gold", &no_role).await, "required claim value missing");
+}
+
+#[tokio::test]
+async fn a_route_can_require_dpop_while_it_is_only_allowed_globally() {
+    let app = TestApp::new(RULES).await;
+    let token = app.token().sign();
+    let answer = get(&app, "/bound/x", &token).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.challenges(), vec!["DPoP algs=\"ES256\""]);
+    let none = app.get("/bound/x", &[]).await;
+    assert_eq!(none.challenges(), vec!["DPoP algs=\"ES256\""]);
+    assert_eq!(get(&app, "/elsewhere", &token).await.status, StatusCode::OK);
+}
+
+const HEADERS: &str = r#"
+[headers]
+"X-Auth-Email" = "email"
+"X-Auth-Tenant" = "app_metadata.tenant"
+"X-Auth-Tier" = "https://example.com/tier"
+"X-Auth-Roles" = "https://example.com/roles"
+"X-Auth-Level" = "level"
+"X-Auth-Verified" = "email_verified"
+"#;
+
+#[tokio::test]
+async fn claim_headers_carry_names_paths_arrays_and_scalars() {
+    let app = TestApp::new(HEADERS).await;
+    let token = app
+        .token()
+        .claim("email", json!("ana@example.com"))
+        .claim("app_metadata", json!({"tenant": "acme"}))
+        .claim("https://example.com/tier", json!("gold"))
+        .claim("https://example.com/roles", json!(["admin", "ops"]))
+        .claim("level", json!(3))
+        .claim("email_verified", json!(true))
+        .sign();
+    let answer = app.bearer(&token).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.header("x-auth-email"), Some("ana@example.com"));
+    assert_eq!(answer.header("x-auth-tenant"), Some("acme"));
+    assert_eq!(answer.header("x-auth-tier"), Some("gold"));
+    assert_eq!(answer.header("x-auth-roles"), Some("admin,ops"));
+    assert_eq!(answer.header("x-auth-level"), Some("3"));
+    assert_eq!(answer.header("x-auth-verified"), Some("true"));
+}
+
+#[tokio::test]
+async fn unsafe_or_missing_claims_never_reach_a_header_raw() {
+    let app = TestApp::new(HEADERS).await;
+    let token = app
+        .token()
+        .claim("email", json!("a@b.c\r\nX-Admin: 1"))
+        .claim("https://example.com/tier", json!("élite"))
+        .claim("app_metadata", json!({"tenant": {"nested": 1}}))
+        .claim("level", json!("x".repeat(5000)))
+        .sign();
+    let answer = app.bearer(&token).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.header("x-auth-email"), Some("a@b.c%0D%0AX-Admin:%201"));
+    assert_eq!(answer.header("x-auth-tier"), Some("%C3%A9lite"));
+    assert_eq!(answer.header("x-auth-tenant"), Some(""), "objects have no header form");
+    assert_eq!(answer.header("x-auth-level"), Some(""), "over 4 KiB");
+    assert_eq!(answer.header("x-auth-roles"), Some(""), "absent");
+}
+
+#[tokio::test]
+async fn public_routes_send_claim_headers_empty() {
+    let app = TestApp::new(&format!("[[routes]]\npath_prefix = \"/public\"\npublic = true\n{HEADERS}")).await;
+    let answer = app.get("/public", &[("x-auth-email", "forged@example.com")]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.header("x-auth-email"), Some(""));
+}
+
+#[test]
+fn reserved_and_invalid_header_names_are_refused() {
+    for (name, claim) in [("X-Auth-Subject", "sub"), ("Authorization", "sub"), ("Bad Header", "sub"), ("X-Ok", "")] {
+        let text = config_text("https://t.example/", "nginx", &format!("[headers]\n\"{name}\" = \"{claim}\""));
+        let error = tollgate::config::Config::load(&text, &Default::default()).unwrap_err();
+        assert_eq!(error.problems[0].key, format!("headers.{name}"));
+    }
+}
+
+#[test]
+fn a_route_cannot_require_dpop_when_dpop_is_disabled() {
+    let text = config_text("https://t.example/", "nginx", "[dpop]\nenabled = false\n[[routes]]\ndpop = \"required\"");
+    let error = tollgate::config::Config::load(&text, &Default::default()).unwrap_err();
+    assert_eq!(error.problems[0].key, "routes");
+}
