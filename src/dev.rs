@@ -1,6 +1,7 @@
 //! A development issuer on loopback: its own keys, OIDC discovery and JWKS, and a way to
 //! mint tokens. `tollgate dev` runs the sidecar against it so a newcomer sees tollgate work
 //! with no tenant; the behaviour tests use the same signer to make their tokens.
+//! [`proof`] builds DPoP proofs (RFC 9449 §4.2) for `tollgate proof` and `tollgate dev`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -36,6 +37,8 @@ pub enum SignError {
     WrongAlgorithm(String),
     #[error("signing failed")]
     Signing,
+    #[error("not a PKCS#8 PEM P-256 private key (make one with `tollgate proof --key FILE --new`)")]
+    KeyFile,
 }
 
 impl SigningKey {
@@ -49,9 +52,44 @@ impl SigningKey {
     pub fn p256(kid: &str) -> Result<Self, SignError> {
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
             .map_err(|_| SignError::KeyGeneration)?;
-        let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
-            .map_err(|_| SignError::KeyGeneration)?;
+        Self::p256_from_pkcs8(kid, pkcs8.as_ref()).map_err(|_| SignError::KeyGeneration)
+    }
+
+    fn p256_from_pkcs8(kid: &str, der: &[u8]) -> Result<Self, SignError> {
+        let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der)
+            .map_err(|_| SignError::KeyFile)?;
         Ok(SigningKey { kid: kid.into(), pair: Pair::P256(pair) })
+    }
+
+    /// A P-256 key from PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`, as `openssl genpkey` writes).
+    pub fn p256_from_pem(kid: &str, pem: &str) -> Result<Self, SignError> {
+        let body: String = pem
+            .lines()
+            .map(str::trim)
+            .skip_while(|l| *l != "-----BEGIN PRIVATE KEY-----")
+            .skip(1)
+            .take_while(|l| *l != "-----END PRIVATE KEY-----")
+            .collect();
+        use base64::Engine as _;
+        let der = base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| SignError::KeyFile)?;
+        Self::p256_from_pkcs8(kid, &der)
+    }
+
+    /// The key as PKCS#8 PEM; only P-256 keys can be written out.
+    pub fn to_pem(&self) -> Result<String, SignError> {
+        use base64::Engine as _;
+        let Pair::P256(pair) = &self.pair else { return Err(SignError::KeyFile) };
+        let der = pair.to_pkcs8v1().map_err(|_| SignError::KeyFile)?;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        let lines: Vec<&str> = b64.as_bytes().chunks(64).filter_map(|c| std::str::from_utf8(c).ok()).collect();
+        Ok(format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n")))
+    }
+
+    /// The RFC 7638 thumbprint of the public key: what a bound token's `cnf.jkt` holds.
+    pub fn jkt(&self) -> String {
+        let members = self.thumbprint_members();
+        let Value::Object(members) = members else { return String::new() };
+        crate::dpop::proof::thumbprint(&members).unwrap_or_default()
     }
 
     pub fn kid(&self) -> &str {
@@ -125,6 +163,28 @@ impl SigningKey {
     }
 }
 
+/// A DPoP proof by `key` for `method` and `url`, bound to `access_token` (`ath`), with a
+/// random `jti` and `iat = now`, and the server `nonce` when one was handed out.
+pub fn proof(
+    key: &SigningKey,
+    method: &str,
+    url: &str,
+    access_token: &str,
+    nonce: Option<&str>,
+    now: i64,
+) -> Result<String, SignError> {
+    let mut jti = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut jti).map_err(|_| SignError::Signing)?;
+    let ath = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, access_token.as_bytes());
+    let header = json!({ "typ": "dpop+jwt", "alg": key.default_alg(), "jwk": key.thumbprint_members() });
+    let mut payload =
+        json!({ "jti": jws::encode(&jti), "htm": method, "htu": url, "iat": now, "ath": jws::encode(ath.as_ref()) });
+    if let Some(nonce) = nonce {
+        payload["nonce"] = json!(nonce);
+    }
+    key.sign_jws(&header, &payload)
+}
+
 /// A running development issuer.
 pub struct DevIssuer {
     issuer: String,
@@ -169,13 +229,25 @@ impl DevIssuer {
         self.jwks.read().map(|j| j.clone()).unwrap_or_default()
     }
 
-    /// An RS256 access token (RFC 9068 shape) for `audience`, valid for `ttl` seconds.
-    pub fn mint(&self, audience: &str, subject: &str, scope: &str, now: i64, ttl: i64) -> Result<String, SignError> {
+    /// An RS256 access token (RFC 9068 shape) for `audience`, valid for `ttl` seconds;
+    /// bound to a DPoP key when `jkt` is given (`cnf.jkt`, RFC 9449 §6.1).
+    pub fn mint(
+        &self,
+        audience: &str,
+        subject: &str,
+        scope: &str,
+        jkt: Option<&str>,
+        now: i64,
+        ttl: i64,
+    ) -> Result<String, SignError> {
         let header = json!({ "alg": "RS256", "typ": "at+jwt", "kid": self.key.kid() });
-        let payload = json!({
+        let mut payload = json!({
             "iss": self.issuer, "aud": audience, "sub": subject, "scope": scope,
             "iat": now, "exp": now + ttl, "client_id": "tollgate-dev", "jti": format!("dev-{now}-{subject}"),
         });
+        if let Some(jkt) = jkt {
+            payload["cnf"] = json!({ "jkt": jkt });
+        }
         self.key.sign_jws(&header, &payload)
     }
 }

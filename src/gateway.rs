@@ -51,6 +51,11 @@ impl OriginalRequest {
         Ok(OriginalRequest { method: parse_method(method)?, scheme, host, path: normalize_path(strip_query(uri))? })
     }
 
+    /// From a method and an absolute URL, as ingress-nginx describes a request.
+    pub fn from_url(method: &str, url: &str) -> Result<Self, Reason> {
+        from_url(method, url)
+    }
+
     pub fn method(&self) -> &str {
         &self.method
     }

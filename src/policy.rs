@@ -127,6 +127,21 @@ impl Policy {
         &self.routes
     }
 
+    /// Which route `request` matches and what it must bring, in words (`tollgate check --explain`).
+    pub fn explain(&self, request: &OriginalRequest) -> String {
+        let url =
+            format!("{} {}://{}{}", request.method(), request.scheme(), request.host().unwrap_or(""), request.path());
+        match self.routes.iter().position(|r| r.matches(request)) {
+            Some(n) => format!("{url}\n  matches route {n}: {}", describe(&self.routes[n])),
+            None => match self.default {
+                DefaultAction::Deny => format!("{url}\n  matches no route: denied (default = \"deny\")"),
+                DefaultAction::Authenticated => {
+                    format!("{url}\n  matches no route: a valid token is enough (default = \"authenticated\")")
+                }
+            },
+        }
+    }
+
     /// The first route that matches, turned into what the request must bring.
     pub fn route(&self, request: &OriginalRequest) -> Requirement<'_> {
         match self.routes.iter().find(|r| r.matches(request)) {

@@ -148,24 +148,26 @@ async fn dev_prints_a_token_that_works_and_curl_lines() {
             .unwrap(),
     );
     let stdout = child.0.stdout.take().unwrap();
-    let (token, lines) = tokio::task::spawn_blocking(move || {
-        let mut token = None;
+    let lines = tokio::task::spawn_blocking(move || {
         let mut lines = Vec::new();
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(t) = line.trim().strip_prefix("TOKEN=") {
-                token = Some(t.to_string());
-            }
-            let done = line.contains("/metrics");
+            let done = line.contains("tollgate proof --key");
             lines.push(line);
             if done {
                 break;
             }
         }
-        (token, lines)
+        lines
     })
     .await
     .unwrap();
-    let token = token.expect("dev prints TOKEN=");
+    let value = |name: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(name).map(str::to_string))
+            .unwrap_or_else(|| panic!("dev prints {name}: {lines:?}"))
+    };
+    let token = value("TOKEN=");
     assert!(lines.iter().any(|l| l.contains("curl") && l.contains("# 403")), "{lines:?}");
     wait_ready(port).await;
     let client = reqwest::Client::new();
@@ -176,4 +178,98 @@ async fn dev_prints_a_token_that_works_and_curl_lines() {
     assert_eq!(client.get(format!("{base}/auth/orders")).send().await.unwrap().status(), 401);
     assert_eq!(client.get(format!("{base}/auth/admin")).bearer_auth(&token).send().await.unwrap().status(), 403);
     assert_eq!(client.get(format!("{base}/auth/public/status")).send().await.unwrap().status(), 200);
+
+    let (dpop_token, proof) = (value("DPOP_TOKEN="), value("PROOF="));
+    let dpop = || {
+        client
+            .get(format!("{base}/auth/orders"))
+            .header("authorization", format!("DPoP {dpop_token}"))
+            .header("dpop", &proof)
+            .send()
+    };
+    let ok = dpop().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["x-auth-scheme"], "DPoP");
+    let replayed = dpop().await.unwrap();
+    assert_eq!(replayed.status(), 401);
+    assert!(replayed.headers()["www-authenticate"].to_str().unwrap().contains("DPoP proof replayed"));
+    assert_eq!(client.get(format!("{base}/auth/orders")).bearer_auth(&dpop_token).send().await.unwrap().status(), 401);
+
+    // The printed command makes a fresh proof that works.
+    let command = lines.iter().find(|l| l.contains("tollgate proof --key")).unwrap();
+    let key_file = command.split("--key ").nth(1).unwrap().split(' ').next().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "proof",
+            "--key",
+            key_file,
+            "--method",
+            "GET",
+            "--url",
+            &format!("{base}/orders"),
+            "--token",
+            &dpop_token,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let fresh = String::from_utf8(out.stdout).unwrap();
+    let answer = client
+        .get(format!("{base}/auth/orders"))
+        .header("authorization", format!("DPoP {dpop_token}"))
+        .header("dpop", fresh.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let _ = std::fs::remove_file(key_file);
+}
+
+#[test]
+fn proof_makes_a_key_prints_its_thumbprint_and_builds_proofs() {
+    let dir = tempdir::Dir::new();
+    let key = dir.path().join("client.pem");
+    let run = |args: &[&str]| Command::new(BIN).arg("proof").arg("--key").arg(&key).args(args).output().unwrap();
+    let made = run(&["--new"]);
+    assert!(made.status.success());
+    let jkt = String::from_utf8(made.stdout).unwrap().trim().to_string();
+    assert_eq!(jkt.len(), 43);
+    assert!(!run(&["--new"]).status.success(), "never overwrites a key");
+    assert_eq!(String::from_utf8(run(&["--jkt"]).stdout).unwrap().trim(), jkt);
+
+    let out = run(&["--method", "POST", "--url", "https://api.example.com/orders", "--token", "tok", "--nonce", "n1"]);
+    assert!(out.status.success());
+    let proof = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let expected = tollgate::dpop::proof::Expected {
+        method: "POST",
+        htu: "https://api.example.com/orders",
+        access_token: "tok",
+        jkt: &jkt,
+    };
+    let settings =
+        tollgate::dpop::proof::ProofSettings { algorithms: vec!["ES256".into()], iat_leeway: 30, iat_offset: 300 };
+    let verified = tollgate::dpop::proof::verify(&proof, &expected, &settings, now()).expect("a valid proof");
+    assert_eq!(verified.nonce(), Some("n1"));
+
+    let missing = Command::new(BIN).args(["proof", "--key", "no-such.pem", "--jkt"]).output().unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8(missing.stderr).unwrap().contains("cannot read no-such.pem"));
+}
+
+#[test]
+fn check_explain_names_the_matching_route() {
+    let (_dir, path) = write_config(
+        "[issuer]\ndomain = \"t.auth0.com\"\naudience = \"a\"\n[proxy]\ngateway = \"nginx\"\n[[routes]]\npath_prefix = \"/admin\"\nmethods = [\"POST\"]\nscopes = [\"w\"]\n",
+    );
+    let explain = |method: &str, url: &str| {
+        let out =
+            Command::new(BIN).args(["check", "--config"]).arg(&path).args(["--explain", method, url]).output().unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (ok, text) = explain("POST", "https://api.example.com/admin/x");
+    assert!(ok);
+    assert!(text.contains("matches route 0: POST any host /admin/** -> a valid token, scopes w"), "{text}");
+    let (_, text) = explain("GET", "https://api.example.com/admin/x");
+    assert!(text.contains("matches no route: a valid token is enough"), "{text}");
+    assert!(!explain("GET", "/relative").0);
 }
