@@ -13,7 +13,10 @@
 //! - `check_refused/*`: no credentials (401), and a garbage token (401 invalid_token).
 //! - `runtime_block_on_empty`: the per-iteration `block_on` overhead included in every
 //!   `check_*` figure.
-//! - `token_cache_key_sha256`: the SHA-256 of the token that every cache lookup computes.
+//! - Parts of a check, to see where the time goes: `part/token_verify_rs256`
+//!   (`token::verify`: framing, header, signature, claims), `part/original_request`
+//!   (`gateway::original_request`), `part/allow_respond` (`Allow::respond`), and
+//!   `part/token_cache_key_sha256` (the SHA-256 of the token that every cache lookup computes).
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -29,7 +32,7 @@ use tollgate::clock::{Clock, SystemClock};
 use tollgate::config::Config;
 use tollgate::decision::Checker;
 use tollgate::dev::DevIssuer;
-use tollgate::gateway::CheckRequest;
+use tollgate::gateway::{self, CheckRequest};
 use tollgate::issuer::{KeySet, Timings};
 use tollgate::refusal::Reason;
 
@@ -37,7 +40,8 @@ const AUDIENCE: &str = "https://api.example.com";
 
 /// A checker for `issuer`, envoy dialect, with `extra` TOML appended; keys loaded.
 fn checker(runtime: &Runtime, issuer: &str, extra: &str) -> Arc<Checker> {
-    let toml = format!("[issuer]\nurl = \"{issuer}\"\naudience = \"{AUDIENCE}\"\n[proxy]\ngateway = \"envoy\"\n{extra}\n");
+    let toml =
+        format!("[issuer]\nurl = \"{issuer}\"\naudience = \"{AUDIENCE}\"\n[proxy]\ngateway = \"envoy\"\n{extra}\n");
     let config = Config::load(&toml, &HashMap::new()).unwrap_or_else(|e| panic!("bench config: {e}"));
     let checker = Checker::from_config(config, Timings::default(), Arc::new(SystemClock) as Arc<dyn Clock>);
     runtime.block_on(checker.issuer().refresh()).expect("initial key fetch");
@@ -57,7 +61,7 @@ fn benches(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let issuer = runtime.block_on(DevIssuer::start()).expect("development issuer");
     let now = SystemClock.now();
-    let token = issuer.mint(AUDIENCE, "user-000042", "read:orders", now, 3600).expect("mint");
+    let token = issuer.mint(AUDIENCE, "user-000042", "read:orders", None, now, 3600).expect("mint");
 
     // The key exactly as tollgate holds it: the JWKS entry parsed by `KeySet::parse`.
     let jwks = serde_json::json!({ "keys": [issuer.key().public_jwk()] });
@@ -90,13 +94,19 @@ fn benches(c: &mut Criterion) {
     assert_eq!(uncached.cache().len(), 0, "max_tokens = 0 must disable the cache");
     assert_eq!(uncached.metrics().token_cache_misses.get(), 2);
     assert_eq!((cached.metrics().token_cache_misses.get(), cached.metrics().token_cache_hits.get()), (1, 1));
-    let refused = |request: &CheckRequest| runtime.block_on(cached.decide(request)).expect_err("refused").reason().clone();
+    let refused =
+        |request: &CheckRequest| runtime.block_on(cached.decide(request)).expect_err("refused").reason().clone();
     assert_eq!(refused(&anonymous), Reason::MissingCredentials);
     assert_eq!(refused(&garbage), Reason::MalformedToken);
 
     c.bench_function("bare_rs256_verify", |b| {
         b.iter(|| {
-            jsonwebtoken::crypto::verify(black_box(signature_b64), black_box(signing_input.as_bytes()), &key.key, Algorithm::RS256)
+            jsonwebtoken::crypto::verify(
+                black_box(signature_b64),
+                black_box(signing_input.as_bytes()),
+                &key.key,
+                Algorithm::RS256,
+            )
         })
     });
     c.bench_function("parsed_key_rs256_verify", |b| {
@@ -110,16 +120,25 @@ fn benches(c: &mut Criterion) {
     group.bench_function("garbage_token", |b| b.iter(|| runtime.block_on(cached.decide(black_box(&garbage)))));
     group.finish();
     c.bench_function("runtime_block_on_empty", |b| b.iter(|| runtime.block_on(async { black_box(0) })));
-    c.bench_function("token_cache_key_sha256", |b| {
+
+    let mut group = c.benchmark_group("part");
+    let issuer_config = &cached.config().issuer;
+    tollgate::token::verify(&token, &keys, issuer_config, now).expect("token verifies");
+    group.bench_function("token_verify_rs256", |b| {
+        b.iter(|| tollgate::token::verify(black_box(&token), &keys, issuer_config, now))
+    });
+    let proxy = &cached.config().proxy;
+    group.bench_function("original_request", |b| b.iter(|| gateway::original_request(proxy, black_box(&bearer))));
+    let allow = runtime.block_on(cached.decide(&bearer)).expect("allowed");
+    group.bench_function("allow_respond", |b| b.iter(|| black_box(&allow).respond(&[])));
+    group.bench_function("token_cache_key_sha256", |b| {
         b.iter(|| aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, black_box(token.as_bytes())))
     });
+    group.finish();
 }
 
 fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(30)
+    Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(30)
 }
 
 criterion_group! {
