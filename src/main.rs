@@ -211,7 +211,14 @@ pub async fn run(config: Config) -> ExitCode {
         }
     };
     tracing::info!(%listen, issuer = %checker.config().issuer.issuer, "tollgate listening");
-    match tollgate::server::serve(checker, listener, tollgate::server::shutdown_signal()).await {
+    match tollgate::server::serve(
+        checker,
+        listener,
+        tollgate::server::HEADER_READ_TIMEOUT,
+        tollgate::server::shutdown_signal(),
+    )
+    .await
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server failed");

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -12,14 +13,18 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tower::ServiceExt as _;
 
 use crate::decision::Checker;
 use crate::gateway::CheckRequest;
 use crate::refusal::Answer;
 
-/// The router. Needs the peer address: serve it with
-/// `into_make_service_with_connect_info::<SocketAddr>()` (or `MockConnectInfo` in tests).
+/// The router. Needs the peer address as `ConnectInfo<SocketAddr>`: [`serve`] adds it
+/// (tests use `MockConnectInfo`).
 pub fn app(checker: Arc<Checker>) -> Router {
     Router::new()
         .route("/auth", any(auth))
@@ -71,14 +76,53 @@ async fn metrics(State(checker): State<Arc<Checker>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], checker.metrics().render()).into_response()
 }
 
-/// Serves until `shutdown` resolves, then drains open requests.
+/// How long a client may take to send its request headers before the connection is
+/// closed: slow-header connections (slowloris) cannot pile up.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves HTTP/1.1 until `shutdown` resolves, then drains open connections. Each
+/// connection must deliver its request headers within `header_read_timeout`.
 pub async fn serve(
     checker: Arc<Checker>,
     listener: TcpListener,
+    header_read_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = app(checker).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+    let router = app(checker);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait a moment, keep serving.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: axum::http::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request.map(Body::new))
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

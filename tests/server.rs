@@ -1,0 +1,80 @@
+//! The HTTP server itself over real sockets: slow headers are cut off, oversized headers
+//! are refused, and normal checks keep working meanwhile (research rows 57, 115).
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+async fn start(app: &TestApp, header_timeout: Duration) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let checker = Arc::clone(&app.checker);
+    tokio::spawn(tollgate::server::serve(checker, listener, header_timeout, async {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
+#[tokio::test]
+async fn a_client_that_sends_headers_slowly_is_disconnected() {
+    let app = TestApp::new("").await;
+    let (addr, _stop) = start(&app, Duration::from_millis(300)).await;
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /auth/r HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let started = Instant::now();
+
+    // Meanwhile a normal check is answered.
+    let token = app.token().sign();
+    let ok = reqwest::Client::new().get(format!("http://{addr}/auth/r")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf)).await.expect("closed by the server");
+    // Closed without a response, or with hyper's 408.
+    match read {
+        Ok(0) | Err(_) => {}
+        Ok(n) => assert!(
+            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+    }
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
+#[tokio::test]
+async fn an_oversized_authorization_header_is_refused_by_the_http_layer() {
+    let app = TestApp::new("").await;
+    let (addr, _stop) = start(&app, Duration::from_secs(5)).await;
+    let huge = format!("Bearer {}", "a".repeat(1024 * 1024));
+    let answer = reqwest::Client::new().get(format!("http://{addr}/auth/r")).header("authorization", huge).send().await;
+    match answer {
+        Ok(response) => assert_eq!(response.status(), 431),
+        Err(error) => assert!(error.is_request() || error.is_body() || error.is_connect(), "{error}"),
+    }
+    // The server is still fine.
+    let token = app.token().sign();
+    let ok = reqwest::Client::new().get(format!("http://{addr}/auth/r")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting_and_returns() {
+    let app = TestApp::new("").await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(tollgate::server::serve(app.checker.clone(), listener, Duration::from_secs(5), async {
+        let _ = stopped.await;
+    }));
+    assert_eq!(reqwest::get(format!("http://{addr}/healthz")).await.unwrap().status(), 200);
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server).await.expect("serve returns").unwrap().unwrap();
+    assert!(TcpStream::connect(addr).await.is_err());
+}
