@@ -49,10 +49,11 @@ async fn auth(
 }
 
 fn into_response(answer: Answer) -> Response {
-    let mut response = Response::new(Body::from(answer.body.clone()));
+    let json = !answer.body.is_empty();
+    let mut response = Response::new(Body::from(answer.body));
     *response.status_mut() = answer.status;
     let headers = response.headers_mut();
-    if !answer.body.is_empty() {
+    if json {
         headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     }
     for (name, value) in answer.headers {
