@@ -621,10 +621,10 @@ impl RawDpop {
         if !(1..=3600).contains(&self.iat_offset) {
             p.add("dpop.iat_offset", "must be between 1 and 3600 seconds");
         }
-        let redis_ok =
-            |s: &str| url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss") && u.host().is_some());
-        if self.replay_store != "memory" && !redis_ok(&self.replay_store) {
-            p.add("dpop.replay_store", "must be \"memory\" or a redis://HOST:PORT/DB URL");
+        if self.replay_store != "memory"
+            && let Err(why) = crate::dpop::replay::check_redis_url(&self.replay_store)
+        {
+            p.add("dpop.replay_store", format!("must be \"memory\" or a redis://HOST:PORT/DB URL ({why})"));
         }
         if self.nonce && self.nonce_secret.as_deref().is_none_or(|s| s.len() < 32) {
             p.add("dpop.nonce_secret", "required with dpop.nonce: at least 32 characters, the same on every replica");

@@ -108,11 +108,7 @@ impl Checker {
             }
             Err(refusal) => {
                 let reason = refusal.reason();
-                let outcome = if matches!(reason, Reason::NoIssuerKeys | Reason::GatewayHeadersMissing) {
-                    "error"
-                } else {
-                    "deny"
-                };
+                let outcome = if reason.is_outage() { "error" } else { "deny" };
                 self.metrics.checks.with_label_values(&[outcome, reason.label()]).inc();
                 if *reason == Reason::GatewayHeadersMissing {
                     tracing::error!(gateway = ?self.config.proxy.gateway, peer = %request.peer,

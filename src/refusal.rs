@@ -392,6 +392,12 @@ impl Reason {
         }
     }
 
+    /// tollgate could not decide (no keys, replay store down or full, gateway misconfigured):
+    /// the fault is not the client's.
+    pub fn is_outage(&self) -> bool {
+        matches!(self.answer().0, Status::Unavailable | Status::GatewayError)
+    }
+
     /// The error code on the wire, if any.
     pub fn code(&self) -> Option<ErrorCode> {
         self.answer().1

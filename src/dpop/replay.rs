@@ -2,16 +2,41 @@
 //! once within the proof window.
 //!
 //! The store records [`super::proof::VerifiedProof::replay_key`] until
-//! [`super::proof::VerifiedProof::expires_at`]. It is consulted last, after every other
-//! check, so a proof refused for any other reason never takes a slot. It never evicts a
-//! live entry: a full store refuses (503, [`Reason::ReplayStoreFull`]) rather than forget a
-//! proof that could then be replayed.
+//! [`super::proof::VerifiedProof::expires_at`] (inclusive). It is consulted last, after
+//! every other check, so a proof refused for any other reason never takes a slot. A store
+//! that cannot say whether a proof is new refuses (503): it never guesses "new".
+//!
+//! Two stores, chosen by `dpop.replay_store`:
+//!
+//! - `"memory"`, [`MemoryStore`]: in this process only, right for a single replica. It never
+//!   evicts a live entry: a full store refuses (503, [`Reason::ReplayStoreFull`]) rather than
+//!   forget a proof that could then be replayed.
+//! - `redis://HOST:PORT/DB`, [`RedisStore`]: shared by every replica. Behind one gateway a
+//!   client's requests are spread over the replicas, and §11.1 asks that a proof be accepted
+//!   once per resource server, not once per process: with per-process stores a proof replayed
+//!   to another replica would pass. Each insert is one atomic `SET key 1 NX PX ttl`, so two
+//!   replicas racing with the same proof cannot both win. Redis memory is bounded by the
+//!   expiry on every key: live keys are at most the proof rate times the window
+//!   (`iat_offset + iat_leeway + 1` s), about 180 B each (measured on Redis 7.0), so
+//!   1,000 proofs/s with the default window hold about 60 MB. Hence no "full" for this
+//!   store; but Redis must never evict a live key, so run it with `maxmemory-policy
+//!   noeviction` (Redis's default; managed services often default to `volatile-lru`, which
+//!   would evict these keys, all of which have a TTL): a full Redis then answers errors,
+//!   which are 503s. Unreachable, slow (over [`REDIS_TIMEOUT`]) or misbehaving Redis:
+//!   [`Reason::ReplayStoreUnavailable`], 503 for DPoP requests; Bearer requests never touch
+//!   the store. A Redis restarted without persistence forgets the window it held: proofs
+//!   accepted before the restart could be replayed until they expire (at most
+//!   `iat_offset + iat_leeway` seconds).
 //!
 //! [`ReplayStore`] is an enum rather than a trait object so that `insert` can be a plain
-//! `async fn`; a shared backend (Redis, `SET key 1 NX PXAT …`) becomes a second variant.
+//! `async fn`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::refusal::Reason;
 
@@ -30,13 +55,21 @@ const MIN_SWEEP_INTERVAL: usize = 1024;
 pub enum ReplayStore {
     /// In this process only: right for a single replica.
     Memory(MemoryStore),
+    /// In Redis, shared by every replica.
+    Redis(RedisStore),
 }
 
 impl ReplayStore {
-    /// The store named by `dpop.replay_store`: `"memory"`, or a Redis URL.
+    /// The store named by `dpop.replay_store`: `"memory"`, or a `redis://` / `rediss://` URL.
+    ///
+    /// Never fails and never connects: Redis is connected on first use. A value that names
+    /// no usable store (config validation should have refused it) gives a store that
+    /// refuses every DPoP request with 503, with one error logged now.
     pub fn for_config(replay_store: &str) -> ReplayStore {
-        let _ = replay_store;
-        ReplayStore::Memory(MemoryStore::default())
+        if replay_store == "memory" {
+            return ReplayStore::Memory(MemoryStore::default());
+        }
+        ReplayStore::Redis(RedisStore::new(replay_store))
     }
 
     /// Records `key` until `expires_at` (inclusive, seconds since the epoch).
@@ -47,7 +80,262 @@ impl ReplayStore {
     pub async fn insert(&self, key: [u8; 32], expires_at: i64, now: i64) -> Result<(), Reason> {
         match self {
             ReplayStore::Memory(store) => store.insert(key, expires_at, now),
+            ReplayStore::Redis(store) => store.insert(key, expires_at, now).await,
         }
+    }
+}
+
+/// Whether `url` can be used as a Redis replay store by this build: `Err` with the reason
+/// if not (e.g. `rediss://` without TLS support, or a database that is not a number).
+pub fn check_redis_url(url: &str) -> Result<(), String> {
+    redis_client(url).map(drop)
+}
+
+fn redis_client(url: &str) -> Result<redis::Client, String> {
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        return Err("not a redis:// or rediss:// URL".into());
+    }
+    redis::Client::open(url).map_err(|e| e.to_string())
+}
+
+/// The bound on one insert into Redis, waiting for a connection included: a slow or hung
+/// Redis costs a DPoP request at most this long, then a 503.
+pub const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Redis keys are this prefix and the replay key in lower-case hex.
+pub const REDIS_KEY_PREFIX: &str = "tollgate:dpop:jti:";
+
+/// After a connection failure or a timeout, inserts answer 503 at once for this long
+/// instead of waiting on Redis: an outage costs DPoP requests no latency, and Redis (and
+/// DNS) see a few connection attempts a second, not one per request. It is also about
+/// how long DPoP stays refused after Redis is back (two pauses and a connect, at most).
+const REDIS_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// A connection that timed out is replaced by a fresh one, but not more often than this:
+/// a half-open TCP connection (Redis moved, a firewall dropped the flow) would otherwise
+/// time out every request until the kernel gives up on it, many minutes later.
+const REDIS_RESET_AFTER: Duration = Duration::from_secs(2);
+
+/// A replay store in Redis, shared by every replica (see the module docs).
+///
+/// Connection handling: one [`ConnectionManager`] (a multiplexed connection, shared by all
+/// concurrent inserts, that starts a reconnect, one attempt bounded by [`REDIS_TIMEOUT`],
+/// whenever an insert finds the connection dropped or the last attempt failed), created
+/// without I/O on the first insert, connected by it. Every insert is bounded by
+/// [`REDIS_TIMEOUT`]. After a connection error or timeout, inserts fail fast for
+/// [`REDIS_RETRY_PAUSE`]; an insert that times out on a connection older than
+/// [`REDIS_RESET_AFTER`] drops it, so a later insert starts a fresh one.
+pub struct RedisStore {
+    /// `None`: the URL could not be used; every insert is refused.
+    client: Option<redis::Client>,
+    /// The URL without its password, for logs.
+    target: String,
+    slot: Mutex<Slot>,
+    /// Last outcome was an answer from Redis: log only the changes, not every failure.
+    reachable: AtomicBool,
+    next_id: AtomicU64,
+}
+
+#[derive(Default)]
+struct Slot {
+    connection: Option<Connection>,
+    /// Until then, inserts answer unavailable without trying Redis.
+    paused_until: Option<Instant>,
+}
+
+/// Whether a failure drops the connection ([`RedisStore::pause`]).
+#[derive(Clone, Copy)]
+enum Reset {
+    /// The manager reconnects by itself (the connection dropped, or connecting failed).
+    No,
+    /// A timeout: maybe a half-open connection; drop it if older than [`REDIS_RESET_AFTER`].
+    IfOld,
+    /// Connected to a read-only replica.
+    Now,
+}
+
+struct Connection {
+    manager: ConnectionManager,
+    id: u64,
+    since: Instant,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("target", &self.target)
+            .field("usable", &self.client.is_some())
+            .field("reachable", &self.reachable.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl RedisStore {
+    /// A store for `url`; no I/O. If the URL cannot be used, logs an error and returns a
+    /// store that answers [`Reason::ReplayStoreUnavailable`] to every insert.
+    pub fn new(url: &str) -> RedisStore {
+        let target = redact(url);
+        let client = match redis_client(url) {
+            Ok(client) => Some(client),
+            Err(error) => {
+                tracing::error!(store = %target, %error,
+                    "dpop.replay_store: cannot use this Redis URL; every DPoP request will be refused with 503");
+                None
+            }
+        };
+        RedisStore {
+            client,
+            target,
+            slot: Mutex::new(Slot::default()),
+            reachable: AtomicBool::new(true),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether the URL was usable (a client could be made from it).
+    pub fn is_usable(&self) -> bool {
+        self.client.is_some()
+    }
+
+    /// Records `key` until `expires_at` (inclusive); see [`ReplayStore::insert`].
+    ///
+    /// One `SET tollgate:dpop:jti:<hex key> 1 NX PX <ms>`: OK, new; nil, a replay; anything
+    /// else, or no answer within [`REDIS_TIMEOUT`], unavailable. Never retried: a `SET` that
+    /// reached Redis before its connection broke would make the retry look like a replay.
+    ///
+    /// The expiry is relative to `now`, the checker's clock, which also judged the proof's
+    /// `iat`: Redis's own clock never shortens the window (with `PXAT`, a Redis clock running
+    /// ahead would, and one more than the window ahead would drop every entry at once).
+    pub async fn insert(&self, key: [u8; 32], expires_at: i64, now: i64) -> Result<(), Reason> {
+        let Some(client) = &self.client else { return Err(Reason::ReplayStoreUnavailable) };
+        let (mut manager, id) = match self.manager(client) {
+            Ok(current) => current,
+            Err(error) => return self.failed(error),
+        };
+        let mut command = redis::cmd("SET");
+        command.arg(redis_key(&key)).arg(1).arg("NX").arg("PX").arg(ttl_millis(expires_at, now));
+        let answer = tokio::time::timeout(REDIS_TIMEOUT, command.query_async::<redis::Value>(&mut manager)).await;
+        match answer {
+            Ok(Ok(redis::Value::Okay)) => self.answered(Ok(())),
+            Ok(Ok(redis::Value::SimpleString(s))) if s == "OK" => self.answered(Ok(())),
+            Ok(Ok(redis::Value::Nil)) => self.answered(Err(Reason::ProofReplayed)),
+            Ok(Ok(other)) => self.failed(format!("unexpected reply to SET: {other:?}")),
+            Ok(Err(error)) => {
+                if error.code() == Some("READONLY") {
+                    // A replica, since a failover: reconnect, the name may now lead to the primary.
+                    self.pause(id, Reset::Now);
+                } else if error.is_timeout() {
+                    self.pause(id, Reset::IfOld);
+                } else if error.is_io_error() || error.is_connection_dropped() {
+                    self.pause(id, Reset::No);
+                }
+                // Any other error reply (OOM, …) says nothing about the connection.
+                self.failed(error.to_string())
+            }
+            Err(_elapsed) => {
+                self.pause(id, Reset::IfOld);
+                self.failed(format!("no answer within {} ms", REDIS_TIMEOUT.as_millis()))
+            }
+        }
+    }
+
+    /// The shared connection manager, made on first use (it needs the Tokio runtime);
+    /// `Err` while paused after a failure.
+    fn manager(&self, client: &redis::Client) -> Result<(ConnectionManager, u64), String> {
+        let mut slot = self.lock();
+        if slot.paused_until.is_some_and(|until| Instant::now() < until) {
+            return Err("paused after a failure".into());
+        }
+        if let Some(connection) = slot.connection.as_ref() {
+            return Ok((connection.manager.clone(), connection.id));
+        }
+        // The manager spawns a task: outside a Tokio runtime that would panic.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err("not called from a Tokio runtime".into());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            // Requests are bounded by `REDIS_TIMEOUT` around the whole insert instead.
+            .set_response_timeout(None)
+            // One attempt per reconnect: the pause between attempts is `REDIS_RETRY_PAUSE`,
+            // and no insert waits on a retry loop.
+            .set_number_of_retries(0);
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|e| e.to_string())?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        slot.connection = Some(Connection { manager: manager.clone(), id, since: Instant::now() });
+        Ok((manager, id))
+    }
+
+    /// After a failure on connection `id`: fail fast for [`REDIS_RETRY_PAUSE`], and drop the
+    /// connection as `reset` says (only if it is still the current one), so that a later
+    /// insert connects afresh.
+    fn pause(&self, id: u64, reset: Reset) {
+        let mut slot = self.lock();
+        slot.paused_until = Some(Instant::now() + REDIS_RETRY_PAUSE);
+        let drop_it = |c: &Connection| {
+            c.id == id
+                && match reset {
+                    Reset::No => false,
+                    Reset::IfOld => c.since.elapsed() >= REDIS_RESET_AFTER,
+                    Reset::Now => true,
+                }
+        };
+        if slot.connection.as_ref().is_some_and(drop_it) {
+            slot.connection = None;
+        }
+    }
+
+    fn answered(&self, outcome: Result<(), Reason>) -> Result<(), Reason> {
+        if !self.reachable.swap(true, Ordering::Relaxed) {
+            tracing::info!(store = %self.target, "DPoP replay store answers again");
+        }
+        outcome
+    }
+
+    fn failed(&self, error: impl std::fmt::Display) -> Result<(), Reason> {
+        if self.reachable.swap(false, Ordering::Relaxed) {
+            tracing::error!(store = %self.target, %error,
+                "DPoP replay store unavailable: DPoP requests are refused with 503 until it answers");
+        } else {
+            tracing::debug!(store = %self.target, %error, "DPoP replay store still unavailable");
+        }
+        Err(Reason::ReplayStoreUnavailable)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slot> {
+        // Every update is a plain field store, never left half-done: a poisoned lock is sound.
+        self.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// `tollgate:dpop:jti:` and the 64 lower-case hex digits of `key`.
+fn redis_key(key: &[u8; 32]) -> String {
+    use std::fmt::Write;
+    let mut text = String::with_capacity(REDIS_KEY_PREFIX.len() + 64);
+    text.push_str(REDIS_KEY_PREFIX);
+    for byte in key {
+        let _ = write!(text, "{byte:02x}");
+    }
+    text
+}
+
+/// Milliseconds from `now` until the end of second `expires_at`, at least one second:
+/// the entry is live through `expires_at`, like [`MemoryStore`]'s, and never shorter than
+/// the current second (an already past `expires_at` cannot occur for a verified proof).
+fn ttl_millis(expires_at: i64, now: i64) -> i64 {
+    expires_at.saturating_sub(now).saturating_add(1).max(1).saturating_mul(1000)
+}
+
+/// The URL without its password (it may be in the URL: `redis://:secret@host/0`).
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("REDACTED"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "(unparsable URL)".into(),
     }
 }
 

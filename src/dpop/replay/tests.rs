@@ -1,4 +1,6 @@
 use super::*;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 const NOW: i64 = 1_700_000_000;
 
@@ -120,4 +122,276 @@ fn debug_output_shows_the_size_not_the_keys() {
     let store = MemoryStore::new(5);
     assert_eq!(store.insert(key(1), NOW, NOW), Ok(()));
     assert_eq!(format!("{store:?}"), "MemoryStore { capacity: 5, len: 1 }");
+}
+
+// --- Choosing the store, and the Redis store without a Redis server (tests/redis.rs has one) ---
+
+/// A runtime with I/O and timers, which the Redis store needs. One per test: the store's
+/// connection belongs to the runtime it was made on.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+}
+
+/// A port on 127.0.0.1 with nothing listening (bound, then released).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn redis_store(store: &ReplayStore) -> &RedisStore {
+    match store {
+        ReplayStore::Redis(redis) => redis,
+        other => panic!("expected the Redis store, got {other:?}"),
+    }
+}
+
+#[test]
+fn memory_selects_the_in_process_store() {
+    assert!(matches!(ReplayStore::for_config("memory"), ReplayStore::Memory(_)));
+}
+
+#[test]
+fn a_redis_url_selects_the_redis_store_without_connecting_or_a_runtime() {
+    // No Tokio runtime here, and nothing listens on the port: creation does no I/O.
+    let url = format!("redis://127.0.0.1:{}/0", closed_port());
+    let store = ReplayStore::for_config(&url);
+    assert!(redis_store(&store).is_usable());
+    let tls = ReplayStore::for_config("rediss://redis.example.com:6380/0");
+    assert!(matches!(tls, ReplayStore::Redis(_)), "a rediss:// URL must never fall back to memory");
+}
+
+#[test]
+fn a_password_in_the_url_is_never_shown() {
+    let store = ReplayStore::for_config("redis://user:hunter2@127.0.0.1:6379/0");
+    let shown = format!("{store:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("redis://user:REDACTED@127.0.0.1:6379/0"), "{shown}");
+    assert_eq!(redact("redis://127.0.0.1:6379/2"), "redis://127.0.0.1:6379/2");
+    assert_eq!(redact("not a url"), "(unparsable URL)");
+}
+
+#[test]
+fn check_redis_url_accepts_what_the_client_can_use() {
+    assert_eq!(check_redis_url("redis://127.0.0.1:6379/0"), Ok(()));
+    assert_eq!(check_redis_url("redis://:pw@redis.internal/3"), Ok(()));
+    assert!(check_redis_url("memory").is_err());
+    assert!(check_redis_url("http://127.0.0.1:6379/0").is_err());
+    assert!(check_redis_url("redis://127.0.0.1:6379/not-a-database").is_err());
+}
+
+#[test]
+fn a_url_the_client_refuses_gives_a_store_that_always_answers_unavailable() {
+    // Passes config validation (a redis:// URL with a host) but names no database.
+    let store = ReplayStore::for_config("redis://127.0.0.1:6379/not-a-database");
+    assert!(!redis_store(&store).is_usable());
+    let started = Instant::now();
+    let rt = runtime();
+    for n in 0..3 {
+        assert_eq!(rt.block_on(store.insert(key(n), NOW + 300, NOW)), Err(Reason::ReplayStoreUnavailable));
+    }
+    assert!(started.elapsed() < Duration::from_millis(500), "no connection is even tried");
+    // Every other value config validation would refuse is unusable too, never memory.
+    for value in ["", "Memory", "redis:/nohost", "http://127.0.0.1:6379/0"] {
+        assert!(!redis_store(&ReplayStore::for_config(value)).is_usable(), "{value:?}");
+    }
+}
+
+#[test]
+fn an_unreachable_redis_answers_unavailable_within_the_timeout() {
+    let rt = runtime();
+    let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{}/0", closed_port()));
+    for n in 0..3 {
+        let started = Instant::now();
+        assert_eq!(rt.block_on(store.insert(key(n), NOW + 300, NOW)), Err(Reason::ReplayStoreUnavailable));
+        let took = started.elapsed();
+        assert!(took <= REDIS_TIMEOUT + Duration::from_millis(300), "insert {n} took {took:?}");
+    }
+}
+
+#[test]
+fn a_redis_that_never_answers_is_unavailable_after_the_timeout() {
+    let rt = runtime();
+    // Accepts connections and reads nothing, answers nothing.
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    rt.spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{port}/0"));
+    let timed = |n: u32| {
+        let started = Instant::now();
+        assert_eq!(rt.block_on(store.insert(key(n), NOW + 300, NOW)), Err(Reason::ReplayStoreUnavailable));
+        started.elapsed()
+    };
+    let first = timed(0);
+    assert!(first >= REDIS_TIMEOUT - Duration::from_millis(50), "{first:?}");
+    assert!(first <= REDIS_TIMEOUT + Duration::from_millis(300), "{first:?}");
+    // Right after a timeout: refused at once, without waiting on Redis again.
+    let paused = timed(1);
+    assert!(paused < Duration::from_millis(50), "{paused:?}");
+    // After the pause Redis is tried again, still within the bound.
+    std::thread::sleep(REDIS_RETRY_PAUSE + Duration::from_millis(20));
+    let again = timed(2);
+    assert!(again <= REDIS_TIMEOUT + Duration::from_millis(300), "{again:?}");
+}
+
+#[test]
+fn an_outage_costs_a_few_connection_attempts_a_second_not_one_per_insert() {
+    let rt = runtime();
+    // Accepts each connection and closes it at once: every attempt fails.
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    rt.spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{port}/0"));
+    let started = Instant::now();
+    let mut inserts = 0;
+    while started.elapsed() < Duration::from_millis(500) {
+        let one = Instant::now();
+        assert_eq!(rt.block_on(store.insert(key(inserts), NOW + 300, NOW)), Err(Reason::ReplayStoreUnavailable));
+        assert!(one.elapsed() < Duration::from_millis(200), "insert {inserts} took {:?}", one.elapsed());
+        inserts += 1;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let attempts = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(inserts > 50, "{inserts} inserts");
+    // One attempt per pause, and the one that starts it.
+    assert!((1..=12).contains(&attempts), "{attempts} connection attempts for {inserts} inserts");
+}
+
+/// A fake Redis on 127.0.0.1: parses RESP commands, answers `+OK` to every command but
+/// `SET` (the client's handshake), and `set_reply` to `SET`. Records each connection as
+/// `["(connected)"]` and each `SET` with its arguments.
+fn fake_redis(rt: &tokio::runtime::Runtime, set_reply: &'static str) -> (u16, std::sync::Arc<Mutex<Vec<Vec<String>>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let sets = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let recorded = sets.clone();
+    rt.spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            recorded.lock().unwrap().push(vec!["(connected)".to_string()]);
+            let recorded = recorded.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut read = BufReader::new(read);
+                loop {
+                    let mut line = String::new();
+                    if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let count: usize = line.trim_start_matches('*').trim().parse().expect("array header");
+                    let mut args = Vec::new();
+                    for _ in 0..count {
+                        line.clear();
+                        read.read_line(&mut line).await.expect("bulk header");
+                        let len: usize = line.trim_start_matches('$').trim().parse().expect("bulk length");
+                        let mut arg = vec![0; len + 2];
+                        read.read_exact(&mut arg).await.expect("bulk");
+                        arg.truncate(len);
+                        args.push(String::from_utf8(arg).expect("utf-8"));
+                    }
+                    let reply = if args[0].eq_ignore_ascii_case("SET") {
+                        recorded.lock().unwrap().push(args);
+                        set_reply
+                    } else {
+                        "+OK\r\n"
+                    };
+                    write.write_all(reply.as_bytes()).await.expect("write");
+                }
+            });
+        }
+    });
+    (port, sets)
+}
+
+#[test]
+fn an_insert_is_one_set_nx_px_through_the_end_of_expires_at() {
+    let rt = runtime();
+    let (port, sets) = fake_redis(&rt, "+OK\r\n");
+    let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{port}/0"));
+    assert_eq!(rt.block_on(store.insert(key(7), NOW + 330, NOW)), Ok(()));
+    let expected_key = format!("tollgate:dpop:jti:00000007{}", "0".repeat(56));
+    assert_eq!(*sets.lock().unwrap(), vec![vec!["(connected)"], vec!["SET", &expected_key, "1", "NX", "PX", "331000"]]);
+}
+
+#[test]
+fn redis_replies_map_to_new_replayed_or_unavailable() {
+    for (reply, expected) in [
+        ("+OK\r\n", Ok(())),
+        ("$-1\r\n", Err(Reason::ProofReplayed)),
+        ("_\r\n", Err(Reason::ProofReplayed)),
+        (":1\r\n", Err(Reason::ReplayStoreUnavailable)),
+        ("+QUEUED\r\n", Err(Reason::ReplayStoreUnavailable)),
+        ("$2\r\nOK\r\n", Err(Reason::ReplayStoreUnavailable)),
+        ("-OOM command not allowed when used memory > 'maxmemory'.\r\n", Err(Reason::ReplayStoreUnavailable)),
+        ("-ERR invalid expire time in 'set' command\r\n", Err(Reason::ReplayStoreUnavailable)),
+    ] {
+        let rt = runtime();
+        let (port, _) = fake_redis(&rt, reply);
+        let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{port}/0"));
+        assert_eq!(rt.block_on(store.insert(key(1), NOW + 300, NOW)), expected, "reply {reply:?}");
+    }
+}
+
+#[test]
+fn a_read_only_replica_is_left_for_a_new_connection_other_error_replies_are_not() {
+    for (reply, connections) in
+        [("-READONLY You can't write against a read only replica.\r\n", 2), ("-OOM full\r\n", 1)]
+    {
+        let rt = runtime();
+        let (port, log) = fake_redis(&rt, reply);
+        let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{port}/0"));
+        assert_eq!(rt.block_on(store.insert(key(1), NOW + 300, NOW)), Err(Reason::ReplayStoreUnavailable));
+        std::thread::sleep(REDIS_RETRY_PAUSE + Duration::from_millis(20));
+        assert_eq!(rt.block_on(store.insert(key(2), NOW + 300, NOW)), Err(Reason::ReplayStoreUnavailable));
+        let log = log.lock().unwrap();
+        assert_eq!(log.iter().filter(|e| e[0] == "(connected)").count(), connections, "{reply:?}: {log:?}");
+        assert_eq!(log.iter().filter(|e| e[0] == "SET").count(), 2, "{reply:?}: {log:?}");
+    }
+}
+
+#[test]
+fn redis_keys_are_the_prefix_and_the_key_in_hex() {
+    let mut k = [0xab; 32];
+    k[0] = 0x01;
+    assert_eq!(redis_key(&k), format!("tollgate:dpop:jti:01{}", "ab".repeat(31)));
+    assert_eq!(redis_key(&k).len(), REDIS_KEY_PREFIX.len() + 64);
+}
+
+#[test]
+fn the_redis_expiry_keeps_an_entry_through_expires_at() {
+    assert_eq!(ttl_millis(NOW + 330, NOW), 331_000);
+    assert_eq!(ttl_millis(NOW, NOW), 1_000);
+    // Not a case a verified proof can reach; never shorter than the current second.
+    assert_eq!(ttl_millis(NOW - 5, NOW), 1_000);
+    assert_eq!(ttl_millis(i64::MAX, i64::MIN), i64::MAX);
+    assert_eq!(ttl_millis(i64::MIN, i64::MAX), 1_000);
+}
+
+#[test]
+fn the_redis_store_can_be_shared_across_tasks() {
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    fn assert_send<T: Send>(_: &T) {}
+    let store = std::sync::Arc::new(ReplayStore::for_config(&format!("redis://127.0.0.1:{}/0", closed_port())));
+    assert_send_sync(&store);
+    let future = store.insert(key(1), NOW, NOW);
+    assert_send(&future);
+    assert_eq!(runtime().block_on(future), Err(Reason::ReplayStoreUnavailable));
+}
+
+#[test]
+fn a_rediss_url_works_only_with_tls_support_built_in() {
+    match check_redis_url("rediss://redis.example.com:6380/0") {
+        Ok(()) => {}
+        Err(error) => assert!(error.to_lowercase().contains("tls"), "{error}"),
+    }
 }
