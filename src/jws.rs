@@ -65,6 +65,21 @@ impl Compact<'_> {
     }
 }
 
+/// A NumericDate (RFC 7519 §2): a JSON number, possibly fractional, within ±2^53.
+/// `Err` when the member is there with another JSON type or out of range (CVE-2026-25537:
+/// a wrong-typed `exp` must never count as absent).
+pub fn numeric_date(value: Option<&Value>) -> Result<Option<f64>, JwsError> {
+    const LIMIT: f64 = 9_007_199_254_740_992.0;
+    match value {
+        None => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(t) if t.is_finite() && t.abs() <= LIMIT => Ok(Some(t)),
+            _ => Err(JwsError::Payload),
+        },
+        Some(_) => Err(JwsError::Payload),
+    }
+}
+
 /// Strict base64url: the alphabet only, no padding, unused bits zero.
 pub fn decode(segment: &str) -> Result<Vec<u8>, JwsError> {
     URL_SAFE_NO_PAD.decode(segment).map_err(|_| JwsError::Encoding)

@@ -235,17 +235,8 @@ fn check_audience(aud: Option<&Value>, accepted: &[String]) -> Result<(), Reason
     if named.iter().any(|a| accepted.iter().any(|ok| ok == a)) { Ok(()) } else { Err(Reason::WrongAudience) }
 }
 
-/// A NumericDate (RFC 7519 §2): a JSON number, possibly fractional, within ±2^53.
 fn numeric_date(value: Option<&Value>) -> Result<Option<f64>, Reason> {
-    const LIMIT: f64 = 9_007_199_254_740_992.0;
-    match value {
-        None => Ok(None),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(t) if t.is_finite() && t.abs() <= LIMIT => Ok(Some(t)),
-            _ => Err(Reason::MalformedClaims),
-        },
-        Some(_) => Err(Reason::MalformedClaims),
-    }
+    jws::numeric_date(value).map_err(|_| Reason::MalformedClaims)
 }
 
 /// `cnf` (RFC 7800): when present it must hold a `jkt` (RFC 9449 §6.1); a binding

@@ -350,17 +350,8 @@ fn string_claim<'a>(payload: &'a Map<String, Value>, name: &str) -> Result<&'a s
     }
 }
 
-/// A NumericDate (RFC 7519 §2): a JSON number, possibly fractional, within ±2^53.
 fn numeric_date(value: Option<&Value>) -> Result<Option<f64>, Reason> {
-    const LIMIT: f64 = 9_007_199_254_740_992.0;
-    match value {
-        None => Ok(None),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(t) if t.is_finite() && t.abs() <= LIMIT => Ok(Some(t)),
-            _ => Err(Reason::MalformedProofClaim),
-        },
-        Some(_) => Err(Reason::MalformedProofClaim),
-    }
+    jws::numeric_date(value).map_err(|_| Reason::MalformedProofClaim)
 }
 
 /// `ath` (§4.2): base64url (no padding) of SHA-256 over the access token's ASCII.
