@@ -810,6 +810,12 @@ fn claim_headers(table: BTreeMap<String, String>, p: &mut Problems) -> Vec<Claim
                 p.add(key, "reserved: tollgate sets it itself, or a claim must never fill it");
                 return None;
             }
+            // The shipped gateway configs strip every client-sent X-Auth-* header; a claim
+            // header outside that namespace could arrive forged from the client.
+            if !header.as_str().starts_with("x-auth-") {
+                p.add(key, "claim headers must start with X-Auth- (gateways strip client-sent X-Auth-* headers)");
+                return None;
+            }
             if claim.is_empty() {
                 p.add(key, "the claim name must not be empty");
                 return None;
