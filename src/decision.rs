@@ -3,7 +3,9 @@
 //!
 //! The order is deliberate: the original request first (a misconfigured gateway must fail
 //! loudly before anything else), then the route (public routes need no token), then the
-//! credentials' framing, then the token (cached or verified), then binding and scopes.
+//! credentials' framing, the token (cached or verified), the DPoP proof and key binding,
+//! the route's requirements, and last the server nonce and the replay store, so that a
+//! request refused for any other reason never uses up a proof (RFC 9449 §11.1).
 
 use std::sync::Arc;
 use std::time::Instant;
