@@ -151,23 +151,29 @@ fn from_url(method: &str, url: &str) -> Result<OriginalRequest, Reason> {
     OriginalRequest::new(method, scheme, Some(authority), uri)
 }
 
-/// A header of the dialect that must be there when the peer is a trusted gateway.
+/// A header of the dialect that must be there when the peer is a trusted gateway. URIs may
+/// hold commas, so only the method is checked for a list (by `parse_method`).
 fn required<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<&'a str, Reason> {
-    one(headers, name)?.ok_or(Reason::GatewayHeadersMissing)
+    single(headers, name)?.ok_or(Reason::GatewayHeadersMissing)
 }
 
-/// At most one occurrence, visible ASCII, no list: anything else cannot describe one request.
-fn one<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, Reason> {
+/// At most one occurrence, visible ASCII: anything else cannot describe one request.
+fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, Reason> {
     let mut values = headers.get_all(name).iter();
     let Some(value) = values.next() else { return Ok(None) };
     if values.next().is_some() {
         return Err(Reason::BadForwardedHeader);
     }
-    let text = value.to_str().map_err(|_| Reason::BadForwardedHeader)?;
-    if text.contains(',') && *name != X_ORIGINAL_URI && *name != X_FORWARDED_URI && *name != X_ORIGINAL_URL {
-        return Err(Reason::BadForwardedHeader);
+    value.to_str().map(Some).map_err(|_| Reason::BadForwardedHeader)
+}
+
+/// [`single`], and not a list (`X-Forwarded-Host: evil.example, api.example.com`): a proxy
+/// chain appended to a client's value, whose leftmost entry the client chose.
+fn one<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, Reason> {
+    match single(headers, name)? {
+        Some(text) if text.contains(',') => Err(Reason::BadForwardedHeader),
+        other => Ok(other),
     }
-    Ok(Some(text))
 }
 
 fn parse_method(method: &str) -> Result<String, Reason> {
