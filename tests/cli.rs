@@ -3,7 +3,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -11,65 +11,18 @@ use tollgate::dev::SigningKey;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
 
-/// Kills the child by its pid when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn write_config(text: &str) -> (tempdir::Dir, std::path::PathBuf) {
-    let dir = tempdir::Dir::new();
+fn write_config(text: &str) -> (TempDir, std::path::PathBuf) {
+    let dir = TempDir::new("cli");
     let path = dir.path().join("tollgate.toml");
     std::fs::write(&path, text).unwrap();
     (dir, path)
 }
 
-mod tempdir {
-    /// A directory removed when dropped.
-    pub struct Dir(std::path::PathBuf);
-
-    impl Dir {
-        pub fn new() -> Self {
-            let path = std::env::temp_dir().join(format!("tollgate-cli-{}-{}", std::process::id(), super::now_nanos()));
-            std::fs::create_dir_all(&path).unwrap();
-            Dir(path)
-        }
-
-        pub fn path(&self) -> &std::path::Path {
-            &self.0
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn now_nanos() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-async fn wait_ready(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await
-            && r.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("tollgate on port {port} never became ready");
+/// Waits until the tollgate on `port` has its keys (`/readyz`); fails if it exits first.
+async fn wait_readyz(process: &mut ProcessGuard, port: u16) {
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    let up = wait_until_ok(process, &reqwest::Client::new(), &ready).await;
+    assert!(up, "tollgate on port {port} exited before it became ready");
 }
 
 #[test]
@@ -112,9 +65,11 @@ async fn serve_answers_checks_and_stops_cleanly_on_sigterm() {
     let port = free_port();
     let text = format!("listen = \"127.0.0.1:{port}\"\n{}", config_text(&issuer.issuer(), "envoy", ""));
     let (_dir, path) = write_config(&text);
-    let mut child =
-        Running(Command::new(BIN).args(["serve", "--config"]).arg(&path).stderr(Stdio::null()).spawn().unwrap());
-    wait_ready(port).await;
+    let mut child = ProcessGuard::new(
+        "tollgate",
+        Command::new(BIN).args(["serve", "--config"]).arg(&path).stderr(Stdio::null()).spawn().unwrap(),
+    );
+    wait_readyz(&mut child, port).await;
     let token = issuer.token(&key, now()).sign();
     let client = reqwest::Client::new();
     let ok = client.get(format!("http://127.0.0.1:{port}/auth/r")).bearer_auth(&token).send().await.unwrap();
@@ -123,11 +78,11 @@ async fn serve_answers_checks_and_stops_cleanly_on_sigterm() {
     let refused = client.get(format!("http://127.0.0.1:{port}/auth/r")).send().await.unwrap();
     assert_eq!(refused.status(), 401);
 
-    let status = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     let exit = loop {
-        if let Some(exit) = child.0.try_wait().unwrap() {
+        if let Some(exit) = child.child().try_wait().unwrap() {
             break exit;
         }
         assert!(Instant::now() < deadline, "tollgate did not stop on SIGTERM");
@@ -139,7 +94,8 @@ async fn serve_answers_checks_and_stops_cleanly_on_sigterm() {
 #[tokio::test]
 async fn dev_prints_a_token_that_works_and_curl_lines() {
     let port = free_port();
-    let mut child = Running(
+    let mut child = ProcessGuard::new(
+        "tollgate dev",
         Command::new(BIN)
             .args(["dev", "--listen", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::piped())
@@ -147,7 +103,7 @@ async fn dev_prints_a_token_that_works_and_curl_lines() {
             .spawn()
             .unwrap(),
     );
-    let stdout = child.0.stdout.take().unwrap();
+    let stdout = child.child().stdout.take().unwrap();
     let lines = tokio::task::spawn_blocking(move || {
         let mut lines = Vec::new();
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -169,7 +125,7 @@ async fn dev_prints_a_token_that_works_and_curl_lines() {
     };
     let token = value("TOKEN=");
     assert!(lines.iter().any(|l| l.contains("curl") && l.contains("# 403")), "{lines:?}");
-    wait_ready(port).await;
+    wait_readyz(&mut child, port).await;
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     let ok = client.get(format!("{base}/auth/orders")).bearer_auth(&token).send().await.unwrap();
@@ -227,7 +183,7 @@ async fn dev_prints_a_token_that_works_and_curl_lines() {
 
 #[test]
 fn proof_makes_a_key_prints_its_thumbprint_and_builds_proofs() {
-    let dir = tempdir::Dir::new();
+    let dir = TempDir::new("cli");
     let key = dir.path().join("client.pem");
     let run = |args: &[&str]| Command::new(BIN).arg("proof").arg("--key").arg(&key).args(args).output().unwrap();
     let made = run(&["--new"]);

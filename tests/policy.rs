@@ -148,9 +148,13 @@ async fn public_routes_send_claim_headers_empty() {
 
 #[test]
 fn reserved_and_invalid_header_names_are_refused() {
-    for (name, claim) in
-        [("X-Auth-Subject", "sub"), ("Authorization", "sub"), ("Bad Header", "sub"), ("X-Auth-Ok", ""), ("X-User-Email", "email")]
-    {
+    for (name, claim) in [
+        ("X-Auth-Subject", "sub"),
+        ("Authorization", "sub"),
+        ("Bad Header", "sub"),
+        ("X-Auth-Ok", ""),
+        ("X-User-Email", "email"),
+    ] {
         let text = config_text("https://t.example/", "nginx", &format!("[headers]\n\"{name}\" = \"{claim}\""));
         let error = tollgate::config::Config::load(&text, &Default::default()).unwrap_err();
         assert_eq!(error.problems[0].key, format!("headers.{name}"));

@@ -8,8 +8,8 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -34,7 +34,7 @@ const RECOVERY_LIMIT: Duration = Duration::from_secs(5);
 
 /// A `redis-server` on 127.0.0.1:`port`, without persistence; killed by pid when dropped.
 struct RedisServer {
-    child: Option<Child>,
+    process: Option<ProcessGuard>,
     port: u16,
 }
 
@@ -53,7 +53,7 @@ impl RedisServer {
             }
             Err(e) => panic!("cannot start redis-server: {e}"),
         };
-        let mut server = RedisServer { child: Some(child), port };
+        let mut server = RedisServer { process: Some(ProcessGuard::new("redis-server", child)), port };
         server.wait_until_it_answers();
         server
     }
@@ -68,9 +68,7 @@ impl RedisServer {
             if ping(self.port) {
                 return;
             }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
+            if let Some(status) = self.process.as_mut().and_then(ProcessGuard::exited) {
                 panic!("redis-server on port {} exited: {status}", self.port);
             }
             assert!(Instant::now() < deadline, "redis-server on port {} never answered PING", self.port);
@@ -80,7 +78,7 @@ impl RedisServer {
 
     /// Sends `signal` (`STOP`, `CONT`) to it by pid.
     fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
+        let pid = self.process.as_ref().expect("running").id().to_string();
         let status = Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap();
         assert!(status.success(), "kill -{signal} {pid}");
     }
@@ -88,16 +86,7 @@ impl RedisServer {
     /// Kills it (SIGKILL, by pid, stopped or not) and reaps it: its port is closed when this
     /// returns.
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
+        self.process = None;
     }
 }
 
@@ -114,34 +103,11 @@ fn ping(port: u16) -> bool {
 
 // --- Real tollgate processes ---
 
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let path = std::env::temp_dir().join(format!("tollgate-redis-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// `tollgate serve` with the envoy dialect and the Redis replay store; killed by pid when
 /// dropped. Its log goes to a file in `dir`, shown when an assertion fails.
 struct Tollgate {
-    child: Child,
+    process: ProcessGuard,
     port: u16,
-    log: PathBuf,
 }
 
 impl Tollgate {
@@ -150,37 +116,17 @@ impl Tollgate {
         let extra = format!("listen = \"127.0.0.1:{port}\"\n[dpop]\nreplay_store = \"{redis_url}\"\n");
         let config = dir.join(format!("{name}.toml"));
         std::fs::write(&config, config_text(&issuer.issuer(), "envoy", &extra)).unwrap();
-        let log = dir.join(format!("{name}.log"));
-        let child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env_remove("AUTH0_DOMAIN")
-            .env_remove("AUTH0_AUDIENCE")
-            .env("TOLLGATE_LOG__LEVEL", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let tollgate = Tollgate { child, port, log };
-        tollgate.wait_ready().await;
-        tollgate
-    }
-
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{}/readyz", self.port)).await
-                && r.status() == 200
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("tollgate on port {} never became ready; its log:\n{}", self.port, self.log());
+        let mut command = Command::new(BIN);
+        command.args(["serve", "--config"]).arg(&config).env("TOLLGATE_LOG__LEVEL", "info");
+        let mut process = spawn("tollgate", command, dir.join(format!("{name}.log")));
+        let ready = format!("http://127.0.0.1:{port}/readyz");
+        let up = wait_until_ok(&mut process, &reqwest::Client::new(), &ready).await;
+        assert!(up, "tollgate on port {port} exited before it became ready; its log:\n{}", process.output());
+        Tollgate { process, port }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.output()
     }
 
     /// `GET /auth/r` as the envoy gateway sends it for `GET https://api.example.com/r`.
@@ -203,23 +149,12 @@ impl Tollgate {
     }
 }
 
-impl Drop for Tollgate {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[derive(Debug)]
 struct Reply {
     status: u16,
     challenges: Vec<String>,
     body: String,
     took: Duration,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A client, its key, and a token bound to that key (`cnf.jkt`).
@@ -254,7 +189,7 @@ async fn a_proof_replayed_to_another_replica_is_refused() {
     let redis = RedisServer::start(free_port());
     let signer = SigningKey::rsa("k1").unwrap();
     let issuer = MockIssuer::start(&[&signer]).await;
-    let dir = TempDir::new();
+    let dir = TempDir::new("redis");
     let a = Tollgate::start(dir.path(), "a", &issuer, &redis.url()).await;
     let b = Tollgate::start(dir.path(), "b", &issuer, &redis.url()).await;
     let client = reqwest::Client::new();
@@ -285,7 +220,7 @@ async fn while_redis_is_down_dpop_gets_503_and_bearer_is_unaffected() {
     let mut redis = RedisServer::start(port);
     let signer = SigningKey::rsa("k1").unwrap();
     let issuer = MockIssuer::start(&[&signer]).await;
-    let dir = TempDir::new();
+    let dir = TempDir::new("redis");
     let tollgate = Tollgate::start(dir.path(), "a", &issuer, &redis.url()).await;
     let client = reqwest::Client::new();
     let dpop = DpopClient::new(&issuer, &signer);
@@ -345,7 +280,7 @@ async fn a_hung_redis_costs_a_dpop_check_at_most_the_timeout() {
     let redis = RedisServer::start(free_port());
     let signer = SigningKey::rsa("k1").unwrap();
     let issuer = MockIssuer::start(&[&signer]).await;
-    let dir = TempDir::new();
+    let dir = TempDir::new("redis");
     let tollgate = Tollgate::start(dir.path(), "a", &issuer, &redis.url()).await;
     let client = reqwest::Client::new();
     let dpop = DpopClient::new(&issuer, &signer);

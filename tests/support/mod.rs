@@ -1,11 +1,16 @@
 //! Shared test support: a real mock OIDC issuer over HTTP on 127.0.0.1, a token builder
-//! with valid defaults, and a harness that drives the real router with `oneshot`.
+//! with valid defaults, a harness that drives the real router with `oneshot`, and child
+//! processes and temp dirs that clean up after themselves.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::ffi::OsString;
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -429,4 +434,138 @@ pub fn jkt(key: &SigningKey) -> String {
 fn unique() -> u64 {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     NEXT.fetch_add(1, Ordering::SeqCst) as u64 + (std::process::id() as u64) * 1_000_000
+}
+
+// ---------------------------------------------------------------------------------------
+// Processes and files that clean up after themselves.
+
+/// How long a process may take to become ready.
+pub const STARTUP: Duration = Duration::from_secs(20);
+
+/// A child process killed (by its pid) and reaped when the guard drops.
+pub struct ProcessGuard {
+    pub name: &'static str,
+    child: Child,
+    /// The files its output goes to, read by `output`.
+    logs: Vec<PathBuf>,
+}
+
+impl ProcessGuard {
+    /// Guards a child spawned elsewhere; its output goes wherever its command sent it.
+    pub fn new(name: &'static str, child: Child) -> ProcessGuard {
+        ProcessGuard { name, child, logs: Vec::new() }
+    }
+
+    /// Another file the process writes to (say nginx's error log), shown by `output`.
+    pub fn also_log(&mut self, log: PathBuf) {
+        self.logs.push(log);
+    }
+
+    /// The process's output so far, for failure messages.
+    pub fn output(&self) -> String {
+        self.logs.iter().map(|log| std::fs::read_to_string(log).unwrap_or_default()).collect()
+    }
+
+    /// Its exit status, once it has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The child itself, say to take a piped stdout.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+}
+
+impl Drop for ProcessGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("tollgate-{prefix}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0").expect("bind :0").local_addr().expect("addr").port()
+}
+
+/// Spawns `command` with its output in `log`, without tollgate settings from the
+/// environment (other than those set on `command` itself).
+pub fn spawn(name: &'static str, mut command: Command, log: PathBuf) -> ProcessGuard {
+    let out = File::create(&log).expect("create log");
+    let err = out.try_clone().expect("clone log");
+    command.stdin(Stdio::null()).stdout(out).stderr(err);
+    let set: Vec<OsString> = command.get_envs().map(|(var, _)| var.to_os_string()).collect();
+    for (var, _) in std::env::vars_os() {
+        let text = var.to_string_lossy();
+        if (text.starts_with("TOLLGATE_") || text.starts_with("AUTH0_")) && !set.contains(&var) {
+            command.env_remove(&var);
+        }
+    }
+    let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let mut process = ProcessGuard::new(name, child);
+    process.also_log(log);
+    process
+}
+
+/// Polls `ready` until it holds; fails if `STARTUP` passes. Returns false when the process
+/// exited, so the caller may retry on another port.
+pub async fn wait_ready<F, Fut>(process: &mut ProcessGuard, mut ready: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + STARTUP;
+    loop {
+        if ready().await {
+            return true;
+        }
+        if process.exited().is_some() {
+            return false;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} not ready after {STARTUP:?}; its output:\n{}",
+            process.name,
+            process.output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `wait_ready` until `GET url` answers 200 (tollgate's `/readyz` or `/healthz`).
+pub async fn wait_until_ok(process: &mut ProcessGuard, client: &reqwest::Client, url: &str) -> bool {
+    wait_ready(process, || {
+        let request = client.get(url).send();
+        async move { matches!(request.await, Ok(r) if r.status() == StatusCode::OK) }
+    })
+    .await
 }
