@@ -198,3 +198,21 @@ fn origins_are_normalized() {
     assert_eq!(parse_origin("ftp://a.example"), None);
     assert_eq!(parse_origin("https://u@a.example"), None);
 }
+
+#[test]
+fn arbitrary_paths_never_panic_and_normal_forms_are_stable() {
+    let pieces = ["/", "a", "..", ".", "%2e", "%2F", "%7e", "%", "%zz", "//", ";", "?", "\\", " ", "é", "%00", "%41"];
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for _ in 0..5000 {
+        let mut path = String::from("/");
+        for _ in 0..(state % 8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            path.push_str(pieces[(state % pieces.len() as u64) as usize]);
+        }
+        if let Ok(normal) = normalize_path(&path) {
+            assert_eq!(normalize_path(&normal).as_deref(), Ok(normal.as_str()), "{path}");
+        }
+    }
+}

@@ -121,3 +121,44 @@ fn the_signature_is_checked_before_the_claims_are_read() {
     let garbage = format!("{}.{}.{}", input.split('.').next().unwrap(), jws::encode(b"not json"), "AAAA");
     assert_eq!(verify(&garbage, &keys, &config(), NOW), Err(Reason::BadSignature));
 }
+
+/// A small deterministic generator, so the corruption test needs no extra crate.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn random_corruptions_of_a_valid_token_are_refused_without_panicking() {
+    let (key, keys) = setup();
+    let token = key.sign_jws(&header(), &claims()).unwrap();
+    let alphabet = b"ABCxyz019-_.=+/ \\\"{}\x00\xff";
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    for _ in 0..3000 {
+        let mut bytes = token.clone().into_bytes();
+        for _ in 0..=rng.below(3) {
+            let at = rng.below(bytes.len());
+            match rng.below(3) {
+                0 => bytes[at] = alphabet[rng.below(alphabet.len())],
+                1 => {
+                    bytes.remove(at);
+                }
+                _ => bytes.insert(at, alphabet[rng.below(alphabet.len())]),
+            }
+        }
+        let corrupted = String::from_utf8_lossy(&bytes).into_owned();
+        if corrupted != token {
+            assert!(verify(&corrupted, &keys, &config(), NOW).is_err(), "{corrupted}");
+        }
+    }
+}
