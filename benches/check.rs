@@ -10,9 +10,14 @@
 //! - `check_uncached_rs256`: `Checker::decide` with `[cache] max_tokens = 0`.
 //! - `check_cached`: `Checker::decide` with the default cache, the same token every time.
 //! - `check_cached_answer`: `Checker::check` (metrics and the wire answer added) on a hit.
-//! - `check_refused/*`: no credentials (401), and a garbage token (401 invalid_token).
+//! - `check_refused/*`: no credentials (401), and a garbage token (401 invalid_token), with
+//!   `Checker::decide`; `no_credentials_answer` adds the 401 answer (`Checker::check`).
 //! - `runtime_block_on_empty`: the per-iteration `block_on` overhead included in every
 //!   `check_*` figure.
+//! - `paired ...` lines at the end: ratios measured by alternating two workloads in ~2 ms
+//!   blocks, robust to a noisy neighbour; quote these rather than dividing two criterion lines.
+//! - `router/*`: the HTTP adapter in process, tollgate's router (cached token) against the
+//!   bare example's router (`examples/bare.rs`), both driven with `oneshot`.
 //! - Parts of a check, to see where the time goes: `part/token_verify_rs256`
 //!   (`token::verify`: framing, header, signature, claims), `part/original_request`
 //!   (`gateway::original_request`), `part/allow_respond` (`Allow::respond`), and
@@ -21,11 +26,14 @@
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
-use http::header::AUTHORIZATION;
-use http::{HeaderMap, HeaderValue, Method};
+use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
+use axum::routing::any;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use http::header::{AUTHORIZATION, HOST, HeaderName};
+use http::{HeaderMap, HeaderValue, Method, Request};
 use jsonwebtoken::Algorithm;
 use tokio::runtime::Runtime;
 use tollgate::clock::{Clock, SystemClock};
@@ -35,8 +43,30 @@ use tollgate::dev::DevIssuer;
 use tollgate::gateway::{self, CheckRequest};
 use tollgate::issuer::{KeySet, Timings};
 use tollgate::refusal::Reason;
+use tower::ServiceExt as _;
 
 const AUDIENCE: &str = "https://api.example.com";
+
+/// `GET /auth/orders` as it reaches the router, with this `Authorization` value if any.
+fn http_request(authorization: Option<&str>) -> Request<Body> {
+    let mut builder = Request::builder().method("GET").uri("/auth/orders").header(HOST, "127.0.0.1:18480");
+    if let Some(value) = authorization {
+        builder = builder.header(AUTHORIZATION, value);
+    }
+    builder.body(Body::empty()).expect("request")
+}
+
+/// The router of `examples/bare.rs`: 200 and three fixed headers, `claims` as `x-auth-claims`.
+fn bare_router(claims: &'static str) -> axum::Router {
+    let auth = move || async move {
+        [
+            (HeaderName::from_static("x-auth-subject"), HeaderValue::from_static("user-000042")),
+            (HeaderName::from_static("x-auth-scheme"), HeaderValue::from_static("Bearer")),
+            (HeaderName::from_static("x-auth-claims"), HeaderValue::from_static(claims)),
+        ]
+    };
+    axum::Router::new().route("/auth", any(auth)).route("/auth/{*path}", any(auth))
+}
 
 /// A checker for `issuer`, envoy dialect, with `extra` TOML appended; keys loaded.
 fn checker(runtime: &Runtime, issuer: &str, extra: &str) -> Arc<Checker> {
@@ -118,8 +148,38 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("check_refused");
     group.bench_function("no_credentials", |b| b.iter(|| runtime.block_on(cached.decide(black_box(&anonymous)))));
     group.bench_function("garbage_token", |b| b.iter(|| runtime.block_on(cached.decide(black_box(&garbage)))));
+    group.bench_function("no_credentials_answer", |b| b.iter(|| runtime.block_on(cached.check(black_box(&anonymous)))));
     group.finish();
     c.bench_function("runtime_block_on_empty", |b| b.iter(|| runtime.block_on(async { black_box(0) })));
+
+    // The HTTP adapter in process (no socket, no hyper connection): tollgate's router with a
+    // cached token against the bare example's router answering the same headers.
+    let bearer_value = format!("Bearer {token}");
+    let peer = MockConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 40000)));
+    let router = tollgate::server::app(cached.clone()).layer(peer);
+    let claims: &'static str = token.split('.').nth(1).expect("payload").to_string().leak();
+    let bare_app = bare_router(claims);
+    for (app, expected) in [(&router, 200), (&bare_app, 200)] {
+        let response = runtime.block_on(app.clone().oneshot(http_request(Some(&bearer_value)))).expect("response");
+        assert_eq!(response.status(), expected);
+        assert_eq!(response.headers()["x-auth-claims"], claims);
+    }
+    let mut group = c.benchmark_group("router");
+    group.bench_function("bare", |b| {
+        b.iter_batched(
+            || http_request(Some(&bearer_value)),
+            |request| runtime.block_on(bare_app.clone().oneshot(request)),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("tollgate_hot", |b| {
+        b.iter_batched(
+            || http_request(Some(&bearer_value)),
+            |request| runtime.block_on(router.clone().oneshot(request)),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
 
     let mut group = c.benchmark_group("part");
     let issuer_config = &cached.config().issuer;
@@ -135,6 +195,71 @@ fn benches(c: &mut Criterion) {
         b.iter(|| aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, black_box(token.as_bytes())))
     });
     group.finish();
+
+    // Criterion measures one bench after another, so a burst of load from a neighbour can
+    // land on one side of a comparison. These pairs alternate in short blocks instead.
+    if std::env::args().any(|a| a == "--bench") {
+        let bare = || {
+            black_box(jsonwebtoken::crypto::verify(signature_b64, signing_input.as_bytes(), &key.key, Algorithm::RS256))
+        };
+        let uncached_check = || black_box(runtime.block_on(uncached.decide(black_box(&bearer)))).is_ok();
+        let cached_check = || black_box(runtime.block_on(cached.decide(black_box(&bearer)))).is_ok();
+        let parsed_verify = || black_box(parsed.verify_sig(signing_input.as_bytes(), &signature)).is_ok();
+        let token_verify = || black_box(tollgate::token::verify(&token, &keys, issuer_config, now)).is_ok();
+        let sha256 = || black_box(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())).as_ref()[0];
+        let block_on = || black_box(runtime.block_on(async { black_box(0) }));
+        paired("check_uncached_rs256", uncached_check, "bare_rs256_verify", bare);
+        paired("part/token_verify_rs256", token_verify, "bare_rs256_verify", bare);
+        paired("bare_rs256_verify", bare, "parsed_key_rs256_verify", parsed_verify);
+        paired("check_cached", cached_check, "bare_rs256_verify", bare);
+        paired("part/token_cache_key_sha256", sha256, "check_cached", cached_check);
+        paired("runtime_block_on_empty", block_on, "check_cached", cached_check);
+        // Both sides build their request inside the block, so this ratio is diluted a little.
+        let tollgate_router = || runtime.block_on(router.clone().oneshot(http_request(Some(&bearer_value)))).is_ok();
+        let bare_router = || runtime.block_on(bare_app.clone().oneshot(http_request(Some(&bearer_value)))).is_ok();
+        paired("router/tollgate_hot", tollgate_router, "router/bare", bare_router);
+    }
+}
+
+/// Prints the ratio of `a`'s time to `b`'s: the median over 151 rounds, each timing a block
+/// of about 2 ms of `a` and one of `b` back to back (order alternating between rounds), with
+/// the interquartile range of the per-round ratios.
+fn paired<A, B>(a_name: &str, mut a: impl FnMut() -> A, b_name: &str, mut b: impl FnMut() -> B) {
+    fn per_call<T>(f: &mut impl FnMut() -> T, n: u64) -> f64 {
+        let started = Instant::now();
+        for _ in 0..n {
+            black_box(f());
+        }
+        started.elapsed().as_nanos() as f64 / n as f64
+    }
+    fn calibrate<T>(f: &mut impl FnMut() -> T) -> u64 {
+        let mut n = 1;
+        while per_call(f, n) * (n as f64) < 2e6 {
+            n *= 2;
+        }
+        n
+    }
+    let (na, nb) = (calibrate(&mut a), calibrate(&mut b));
+    let mut rounds: Vec<(f64, f64)> = (0..151)
+        .map(|i| {
+            if i % 2 == 0 {
+                let ta = per_call(&mut a, na);
+                (ta, per_call(&mut b, nb))
+            } else {
+                let tb = per_call(&mut b, nb);
+                (per_call(&mut a, na), tb)
+            }
+        })
+        .collect();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[v.len() / 4], v[v.len() * 3 / 4])
+    };
+    let (ratio, low, high) = median(rounds.iter().map(|(ta, tb)| ta / tb).collect());
+    let (ta, _, _) = median(rounds.iter().map(|r| r.0).collect());
+    rounds.sort_by(|x, y| x.1.total_cmp(&y.1));
+    let tb = rounds[rounds.len() / 2].1;
+    println!("paired {a_name} / {b_name}: {ratio:.3} (IQR {low:.3}..{high:.3}); medians {ta:.0} ns / {tb:.0} ns");
 }
 
 fn config() -> Criterion {

@@ -61,7 +61,8 @@ fn main() -> std::io::Result<()> {
                     let mut out = Vec::with_capacity(range.len() * 640);
                     for i in range {
                         let subject = format!("user-{i:06}");
-                        let token = issuer.mint(&args.audience, &subject, "read:orders", None, now, args.ttl).expect("sign");
+                        let token =
+                            issuer.mint(&args.audience, &subject, "read:orders", None, now, args.ttl).expect("sign");
                         out.extend_from_slice(token.as_bytes());
                         out.push(b'\n');
                     }
