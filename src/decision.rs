@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::policy::{self, Policy, Requirement, Route};
 use crate::refusal::{self, Answer, ChallengeSettings, DpopMode, Reason, Refusal};
 use crate::token::{self, VerifiedToken};
-use crate::token_cache::TokenCache;
+use crate::token_cache::{self, TokenCache};
 
 /// Everything a check needs, shared by all requests.
 pub struct Checker {
@@ -105,7 +105,7 @@ impl Checker {
         self.metrics.check_duration.observe(started.elapsed().as_secs_f64());
         match decision {
             Ok(allow) => {
-                self.metrics.checks.with_label_values(&["allow", "none"]).inc();
+                self.metrics.allowed.inc();
                 allow.respond(&self.config.headers)
             }
             Err(refusal) => {
@@ -162,7 +162,10 @@ impl Checker {
             Some(proof) => self.use_proof(&proof).await.map_err(refuse)?,
             None => None,
         };
-        Ok(Allow::Token { scheme, token, next_nonce })
+        // The token verified (or was cached under its hash), so its payload segment is the
+        // verified JSON: the cache need not keep a copy.
+        let claims_b64 = credentials.token().split('.').nth(1).unwrap_or_default().to_string();
+        Ok(Allow::Token { scheme, token, claims_b64, next_nonce })
     }
 
     /// Checks the server nonce and records the proof as used; returns the next nonce.
@@ -213,7 +216,8 @@ impl Checker {
         }
         let now = self.clock.now();
         let leeway = self.config.issuer.leeway;
-        if let Some(hit) = self.cache.get(raw, now, leeway) {
+        let key = token_cache::key(raw);
+        if let Some(hit) = self.cache.get(&key, now, leeway) {
             self.metrics.token_cache_hits.inc();
             return Ok(hit);
         }
@@ -227,7 +231,7 @@ impl Checker {
             other => other,
         }?;
         let verified = Arc::new(verified);
-        self.cache.insert(raw, verified.clone());
+        self.cache.insert(key, verified.clone());
         Ok(verified)
     }
 }

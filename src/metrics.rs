@@ -7,6 +7,8 @@ pub struct Metrics {
     registry: Registry,
     /// `tollgate_checks_total{outcome, reason}`: outcome is allow, deny or error.
     pub checks: IntCounterVec,
+    /// `tollgate_checks_total{outcome="allow",reason="none"}`, looked up once: the hot path.
+    pub allowed: IntCounter,
     pub check_duration: Histogram,
     pub jwks_fetches: IntCounter,
     pub jwks_fetch_failures: IntCounter,
@@ -30,8 +32,10 @@ impl Metrics {
         )
         .expect("valid metric");
         let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let allowed = checks.with_label_values(&["allow", "none"]);
         let metrics = Metrics {
             checks,
+            allowed,
             check_duration,
             jwks_fetches: counter("tollgate_jwks_fetches_total", "Discovery and JWKS fetches attempted."),
             jwks_fetch_failures: counter(

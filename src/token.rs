@@ -25,17 +25,15 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// A token whose signature and claims were verified. Only [`verify`] makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
-    subject: String,
+    subject: Box<str>,
     /// The `scope` claim as sent (space-delimited); empty when absent.
-    scope: String,
+    scope: Box<str>,
     /// `exp`, whole seconds, rounded down.
     expires_at: i64,
     /// `cnf.jkt`: the thumbprint of the key this token is bound to (RFC 9449 §6.1).
-    jkt: Option<String>,
-    /// The payload segment as received: canonical base64url of the verified JSON.
-    claims_b64: String,
+    jkt: Option<Box<str>>,
     /// The claims routes and `[headers]` read, kept from the verified payload.
-    kept: Vec<(String, Value)>,
+    kept: Box<[(String, Value)]>,
 }
 
 impl VerifiedToken {
@@ -53,11 +51,6 @@ impl VerifiedToken {
 
     pub fn jkt(&self) -> Option<&str> {
         self.jkt.as_deref()
-    }
-
-    /// base64url (no padding) of the verified payload JSON, for `X-Auth-Claims`.
-    pub fn claims_b64(&self) -> &str {
-        &self.claims_b64
     }
 
     /// A kept claim by its exact name (namespaced URL claims included) or, when no claim
@@ -116,7 +109,7 @@ pub fn verify_keeping(
         return Err(Reason::BadSignature);
     }
     let mut claims = compact.payload().map_err(|_| Reason::MalformedClaims)?;
-    let mut verified = check_claims(&claims, compact.payload_b64, config, now)?;
+    let mut verified = check_claims(&claims, config, now)?;
     verified.kept = keep.iter().filter_map(|name| claims.remove_entry(name)).collect();
     Ok(verified)
 }
@@ -169,12 +162,7 @@ pub fn verify_signature(key: &IssuerKey, alg: Algorithm, signing_input: &[u8], s
     key.fits(alg) && jsonwebtoken::crypto::verify(signature_b64, signing_input, &key.key, alg).unwrap_or(false)
 }
 
-fn check_claims(
-    claims: &Map<String, Value>,
-    payload_b64: &str,
-    config: &IssuerConfig,
-    now: i64,
-) -> Result<VerifiedToken, Reason> {
+fn check_claims(claims: &Map<String, Value>, config: &IssuerConfig, now: i64) -> Result<VerifiedToken, Reason> {
     let leeway = config.leeway;
     match claims.get("iss") {
         None => return Err(Reason::MissingClaim),
@@ -198,7 +186,7 @@ fn check_claims(
         Some(Value::String(sub)) if sub.is_empty() || sub.chars().any(char::is_control) => {
             return Err(Reason::BadSubject);
         }
-        Some(Value::String(sub)) => sub.clone(),
+        Some(Value::String(sub)) => sub.as_str().into(),
         Some(_) => return Err(Reason::MalformedClaims),
     };
     for name in ["jti", "client_id"] {
@@ -211,16 +199,16 @@ fn check_claims(
     }
     let scope = scope(claims.get("scope"));
     let jkt = confirmation(claims.get("cnf"))?;
-    Ok(VerifiedToken { subject, scope, expires_at, jkt, claims_b64: payload_b64.to_string(), kept: Vec::new() })
+    Ok(VerifiedToken { subject, scope, expires_at, jkt, kept: Box::default() })
 }
 
 /// The `scope` claim if it follows RFC 6749 §3.3 (scope-tokens joined by single spaces).
 /// Anything else grants no scope, which fails closed on scoped routes: an array (RFC 9068
 /// §2.2.3 makes `scope` a string), stray spaces, or characters outside the grammar.
-fn scope(value: Option<&Value>) -> String {
-    let Some(Value::String(scope)) = value else { return String::new() };
+fn scope(value: Option<&Value>) -> Box<str> {
+    let Some(Value::String(scope)) = value else { return Box::default() };
     let token_ok = |t: &str| !t.is_empty() && t.bytes().all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E));
-    if scope.split(' ').all(token_ok) { scope.clone() } else { String::new() }
+    if scope.split(' ').all(token_ok) { scope.as_str().into() } else { Box::default() }
 }
 
 fn check_audience(aud: Option<&Value>, accepted: &[String]) -> Result<(), Reason> {
@@ -241,11 +229,11 @@ fn numeric_date(value: Option<&Value>) -> Result<Option<f64>, Reason> {
 
 /// `cnf` (RFC 7800): when present it must hold a `jkt` (RFC 9449 §6.1); a binding
 /// tollgate cannot check (e.g. only `x5t#S256`) fails closed.
-fn confirmation(cnf: Option<&Value>) -> Result<Option<String>, Reason> {
+fn confirmation(cnf: Option<&Value>) -> Result<Option<Box<str>>, Reason> {
     match cnf {
         None => Ok(None),
         Some(Value::Object(cnf)) => match cnf.get("jkt") {
-            Some(Value::String(jkt)) if !jkt.is_empty() => Ok(Some(jkt.clone())),
+            Some(Value::String(jkt)) if !jkt.is_empty() => Ok(Some(jkt.as_str().into())),
             _ => Err(Reason::UnusableConfirmation),
         },
         Some(_) => Err(Reason::UnusableConfirmation),

@@ -14,7 +14,8 @@ use quick_cache::sync::Cache;
 
 use crate::token::VerifiedToken;
 
-type Key = [u8; 32];
+/// SHA-256 of the exact token string.
+pub type Key = [u8; 32];
 
 pub struct TokenCache {
     entries: Option<Cache<Key, Arc<VerifiedToken>>>,
@@ -26,21 +27,20 @@ impl TokenCache {
         TokenCache { entries: (capacity > 0).then(|| Cache::new(capacity)) }
     }
 
-    /// The verified token, if cached and still unexpired at `now` with `leeway`.
-    pub fn get(&self, token: &str, now: i64, leeway: i64) -> Option<Arc<VerifiedToken>> {
+    /// The verified token under `key`, if cached and still unexpired at `now` with `leeway`.
+    pub fn get(&self, key: &Key, now: i64, leeway: i64) -> Option<Arc<VerifiedToken>> {
         let entries = self.entries.as_ref()?;
-        let key = key(token);
-        let hit = entries.get(&key)?;
+        let hit = entries.get(key)?;
         if now >= hit.expires_at().saturating_add(leeway) {
-            entries.remove(&key);
+            entries.remove(key);
             return None;
         }
         Some(hit)
     }
 
-    pub fn insert(&self, token: &str, verified: Arc<VerifiedToken>) {
+    pub fn insert(&self, key: Key, verified: Arc<VerifiedToken>) {
         if let Some(entries) = &self.entries {
-            entries.insert(key(token), verified);
+            entries.insert(key, verified);
         }
     }
 
@@ -59,7 +59,8 @@ impl TokenCache {
     }
 }
 
-fn key(token: &str) -> Key {
+/// The cache key of a token.
+pub fn key(token: &str) -> Key {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
     let mut key = [0u8; 32];
     key.copy_from_slice(digest.as_ref());

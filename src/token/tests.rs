@@ -37,7 +37,6 @@ fn a_valid_token_yields_its_claims() {
     assert_eq!(verified.subject(), "user1");
     assert!(verified.has_scope("write") && !verified.has_scope("wri"));
     assert_eq!(verified.expires_at(), NOW + 60);
-    assert_eq!(verified.claims_b64(), token.split('.').nth(1).unwrap());
 }
 
 #[test]
