@@ -23,13 +23,23 @@ use crate::refusal::Reason;
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
 /// A token whose signature and claims were verified. Only [`verify`] makes one.
+///
+/// Laid out small on purpose: the verified-token cache holds up to 100,000 of these and
+/// must stay within 30 MB, so the subject and scope share one allocation and the rarely
+/// present parts (binding, kept claims) sit behind one optional box.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
-    subject: Box<str>,
-    /// The `scope` claim as sent (space-delimited); empty when absent.
-    scope: Box<str>,
+    /// `sub` followed by `scope` (space-delimited; empty when absent).
+    text: Box<str>,
+    /// Where `sub` ends in `text`.
+    subject_len: u32,
     /// `exp`, whole seconds, rounded down.
     expires_at: i64,
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Extra {
     /// `cnf.jkt`: the thumbprint of the key this token is bound to (RFC 9449 §6.1).
     jkt: Option<Box<str>>,
     /// The claims routes and `[headers]` read, kept from the verified payload.
@@ -37,12 +47,24 @@ pub struct VerifiedToken {
 }
 
 impl VerifiedToken {
+    fn new(subject: &str, scope: &str, expires_at: i64, jkt: Option<Box<str>>, kept: Box<[(String, Value)]>) -> Self {
+        let extra = (jkt.is_some() || !kept.is_empty()).then(|| Box::new(Extra { jkt, kept }));
+        // `sub` was checked to be a short header-safe string; a `sub` over 4 GiB cannot pass
+        // the 8 KiB token cap.
+        let subject_len = u32::try_from(subject.len()).unwrap_or(u32::MAX);
+        VerifiedToken { text: format!("{subject}{scope}").into_boxed_str(), subject_len, expires_at, extra }
+    }
+
     pub fn subject(&self) -> &str {
-        &self.subject
+        &self.text[..self.subject_len as usize]
+    }
+
+    fn scope(&self) -> &str {
+        &self.text[self.subject_len as usize..]
     }
 
     pub fn has_scope(&self, wanted: &str) -> bool {
-        self.scope.split(' ').any(|s| s == wanted)
+        self.scope().split(' ').any(|s| s == wanted)
     }
 
     pub fn expires_at(&self) -> i64 {
@@ -50,13 +72,14 @@ impl VerifiedToken {
     }
 
     pub fn jkt(&self) -> Option<&str> {
-        self.jkt.as_deref()
+        self.extra.as_ref()?.jkt.as_deref()
     }
 
     /// A kept claim by its exact name (namespaced URL claims included) or, when no claim
     /// has that name, by dotted path (`app_metadata.tenant`).
     pub fn claim(&self, name: &str) -> Option<&Value> {
-        let top = |n: &str| self.kept.iter().find(|(k, _)| k == n).map(|(_, v)| v);
+        let kept = &self.extra.as_ref()?.kept;
+        let top = |n: &str| kept.iter().find(|(k, _)| k == n).map(|(_, v)| v);
         top(name).or_else(|| {
             let mut parts = name.split('.');
             let first = top(parts.next()?)?;
@@ -108,10 +131,18 @@ pub fn verify_keeping(
     if !verified {
         return Err(Reason::BadSignature);
     }
-    let mut claims = compact.payload().map_err(|_| Reason::MalformedClaims)?;
-    let mut verified = check_claims(&claims, config, now)?;
-    verified.kept = keep.iter().filter_map(|name| claims.remove_entry(name)).collect();
-    Ok(verified)
+    let claims = compact.payload().map_err(|_| Reason::MalformedClaims)?;
+    let checked = check_claims(&claims, config, now)?;
+    let kept = keep.iter().filter_map(|name| claims.get_key_value(name)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    Ok(VerifiedToken::new(checked.subject, checked.scope, checked.expires_at, checked.jkt, kept))
+}
+
+/// What the claim checks extract for a [`VerifiedToken`].
+struct Checked<'a> {
+    subject: &'a str,
+    scope: &'a str,
+    expires_at: i64,
+    jkt: Option<Box<str>>,
 }
 
 /// `alg`, `crit` and `typ`; returns the algorithm to verify with.
@@ -162,7 +193,7 @@ pub fn verify_signature(key: &IssuerKey, alg: Algorithm, signing_input: &[u8], s
     key.fits(alg) && jsonwebtoken::crypto::verify(signature_b64, signing_input, &key.key, alg).unwrap_or(false)
 }
 
-fn check_claims(claims: &Map<String, Value>, config: &IssuerConfig, now: i64) -> Result<VerifiedToken, Reason> {
+fn check_claims<'a>(claims: &'a Map<String, Value>, config: &IssuerConfig, now: i64) -> Result<Checked<'a>, Reason> {
     let leeway = config.leeway;
     match claims.get("iss") {
         None => return Err(Reason::MissingClaim),
@@ -186,7 +217,7 @@ fn check_claims(claims: &Map<String, Value>, config: &IssuerConfig, now: i64) ->
         Some(Value::String(sub)) if sub.is_empty() || sub.chars().any(char::is_control) => {
             return Err(Reason::BadSubject);
         }
-        Some(Value::String(sub)) => sub.as_str().into(),
+        Some(Value::String(sub)) => sub.as_str(),
         Some(_) => return Err(Reason::MalformedClaims),
     };
     for name in ["jti", "client_id"] {
@@ -199,16 +230,16 @@ fn check_claims(claims: &Map<String, Value>, config: &IssuerConfig, now: i64) ->
     }
     let scope = scope(claims.get("scope"));
     let jkt = confirmation(claims.get("cnf"))?;
-    Ok(VerifiedToken { subject, scope, expires_at, jkt, kept: Box::default() })
+    Ok(Checked { subject, scope, expires_at, jkt })
 }
 
 /// The `scope` claim if it follows RFC 6749 §3.3 (scope-tokens joined by single spaces).
 /// Anything else grants no scope, which fails closed on scoped routes: an array (RFC 9068
 /// §2.2.3 makes `scope` a string), stray spaces, or characters outside the grammar.
-fn scope(value: Option<&Value>) -> Box<str> {
-    let Some(Value::String(scope)) = value else { return Box::default() };
+fn scope(value: Option<&Value>) -> &str {
+    let Some(Value::String(scope)) = value else { return "" };
     let token_ok = |t: &str| !t.is_empty() && t.bytes().all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E));
-    if scope.split(' ').all(token_ok) { scope.as_str().into() } else { Box::default() }
+    if scope.split(' ').all(token_ok) { scope } else { "" }
 }
 
 fn check_audience(aud: Option<&Value>, accepted: &[String]) -> Result<(), Reason> {
