@@ -49,7 +49,7 @@ pub struct ProofSettings {
 }
 
 /// What the proof must match; `htu` is the original request URL already normalized by
-/// the gateway module as "scheme://host[:port]/path" (lower-case scheme/host, default
+/// the gateway module as `scheme://host[:port]/path` (lower-case scheme/host, default
 /// port dropped, no query).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expected<'a> {

@@ -123,8 +123,8 @@ const REDIS_RESET_AFTER: Duration = Duration::from_secs(2);
 /// whenever an insert finds the connection dropped or the last attempt failed), created
 /// without I/O on the first insert, connected by it. Every insert is bounded by
 /// [`REDIS_TIMEOUT`]. After a connection error or timeout, inserts fail fast for
-/// [`REDIS_RETRY_PAUSE`]; an insert that times out on a connection older than
-/// [`REDIS_RESET_AFTER`] drops it, so a later insert starts a fresh one.
+/// `REDIS_RETRY_PAUSE`; an insert that times out on a connection older than
+/// `REDIS_RESET_AFTER` drops it, so a later insert starts a fresh one.
 pub struct RedisStore {
     /// `None`: the URL could not be used; every insert is refused.
     client: Option<redis::Client>,
@@ -341,7 +341,7 @@ fn redact(url: &str) -> String {
 
 /// A bounded in-process replay store: a map from replay key to expiry under one mutex.
 /// Every operation holds the lock for O(1) work, except a sweep (O(entries)), which runs
-/// at most once per [`MIN_SWEEP_INTERVAL`]-or-more inserts, and when full at most once per
+/// at most once per `MIN_SWEEP_INTERVAL`-or-more inserts, and when full at most once per
 /// second that has something to expire.
 pub struct MemoryStore {
     capacity: usize,
