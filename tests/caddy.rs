@@ -6,6 +6,7 @@
 //! Caddy must be installed (`apt-get install caddy`, or scripts/test.sh); without it these
 //! tests fail.
 
+#[macro_use]
 mod e2e;
 mod support;
 
@@ -83,68 +84,10 @@ impl Gateway for Caddy {
     }
 }
 
+common_scenarios!();
+
 async fn stack() -> Stack {
     Stack::start(&Caddy::new(), Options::default()).await
-}
-
-#[tokio::test]
-async fn valid_token_reaches_upstream_with_tollgate_headers() {
-    e2e::valid_token_reaches_upstream(&stack().await).await;
-}
-
-#[tokio::test]
-async fn claim_header_reaches_upstream() {
-    e2e::claim_header_reaches_upstream(&stack().await).await;
-}
-
-#[tokio::test]
-async fn no_token_gets_both_bare_challenges() {
-    e2e::no_token_gets_bare_challenges(&stack().await).await;
-}
-
-#[tokio::test]
-async fn bad_token_gets_invalid_token_challenge() {
-    e2e::bad_token_gets_invalid_token(&stack().await).await;
-}
-
-#[tokio::test]
-async fn missing_scope_gets_403_with_insufficient_scope() {
-    e2e::missing_scope_gets_403(&stack().await).await;
-}
-
-#[tokio::test]
-async fn client_sent_auth_headers_never_reach_upstream() {
-    e2e::forged_auth_headers_never_reach_upstream(&stack().await).await;
-}
-
-#[tokio::test]
-async fn other_dialect_headers_change_no_decision() {
-    e2e::other_dialect_headers_change_no_decision(&stack().await).await;
-}
-
-#[tokio::test]
-async fn dpop_request_reaches_upstream_with_dpop_scheme() {
-    e2e::dpop_request_passes_with_dpop_scheme(&stack().await).await;
-}
-
-#[tokio::test]
-async fn replayed_dpop_proof_is_refused() {
-    e2e::replayed_proof_is_refused(&stack().await).await;
-}
-
-#[tokio::test]
-async fn dpop_proof_for_another_url_is_refused() {
-    e2e::wrong_htu_is_refused(&stack().await).await;
-}
-
-#[tokio::test]
-async fn dpop_bound_token_as_bearer_is_refused() {
-    e2e::bound_token_as_bearer_is_refused(&stack().await).await;
-}
-
-#[tokio::test]
-async fn invalid_request_reaches_client_as_400() {
-    e2e::invalid_request_is_400(&stack().await).await;
 }
 
 #[tokio::test]
