@@ -603,3 +603,16 @@ async fn metrics_count_checks_by_outcome_and_reason() {
     assert!(answer.body.contains("tollgate_check_duration_seconds_count 2"));
     assert!(answer.body.contains("tollgate_jwks_fetches_total 1"));
 }
+
+#[tokio::test]
+async fn an_authorization_header_that_is_not_ascii_is_an_invalid_request() {
+    let app = TestApp::new("").await;
+    let mut request = request("GET", "/auth/r", &[]);
+    request.headers_mut().insert("authorization", axum::http::HeaderValue::from_bytes(b"Bearer caf\xc3\xa9").unwrap());
+    let answer = app.send(request).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        answer.challenges()[0],
+        "Bearer realm=\"api\", error=\"invalid_request\", error_description=\"malformed Authorization header\""
+    );
+}

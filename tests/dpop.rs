@@ -403,3 +403,25 @@ async fn without_nonce_mode_a_nonce_claim_is_ignored() {
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.header("dpop-nonce"), None);
 }
+
+#[tokio::test]
+async fn crit_wrong_typed_claims_and_bad_signatures_in_proofs_are_refused() {
+    let t = Dpop::new("").await;
+    let token = t.bound_token();
+    let crit = t.proof(&token).header("crit", json!(["x"])).sign();
+    assert_invalid_proof(&t.send(&token, &crit).await, "unsupported critical header in DPoP proof");
+    for (claim, value) in [
+        ("jti", json!(7)),
+        ("jti", json!("")),
+        ("jti", json!("j".repeat(300))),
+        ("htm", json!(123)),
+        ("iat", json!("now")),
+    ] {
+        let proof = t.proof(&token).claim(claim, value).sign();
+        assert_invalid_proof(&t.send(&token, &proof).await, "malformed DPoP proof claim");
+    }
+    // Signed by the client's key, but the header names another key.
+    let other = SigningKey::p256("other").unwrap();
+    let swapped = t.proof(&token).header("jwk", other.thumbprint_members()).sign();
+    assert_invalid_proof(&t.send(&token, &swapped).await, "invalid DPoP proof signature");
+}
