@@ -355,6 +355,8 @@ struct Inner {
     /// No entry expires before this second: a sweep before it would free nothing.
     earliest_expiry: i64,
     inserts_since_sweep: usize,
+    /// Entries the last sweep left: the next sweep is due after as many new inserts.
+    len_after_sweep: usize,
 }
 
 /// Capacity and size only: the keys are of no use in a log, and there may be a million.
@@ -403,7 +405,7 @@ impl MemoryStore {
         }
         inner.inserts_since_sweep += 1;
         let full = inner.entries.len() >= self.capacity;
-        let due = inner.inserts_since_sweep >= inner.entries.len().max(MIN_SWEEP_INTERVAL);
+        let due = inner.inserts_since_sweep >= inner.len_after_sweep.max(MIN_SWEEP_INTERVAL);
         if (full || due) && inner.earliest_expiry < now {
             inner.sweep(now);
         }
@@ -438,6 +440,12 @@ impl Inner {
         });
         self.earliest_expiry = earliest;
         self.inserts_since_sweep = 0;
+        self.len_after_sweep = self.entries.len();
+        // After a flood, give the memory back rather than keep the table at its peak size.
+        let wanted = self.entries.len().max(MIN_SWEEP_INTERVAL) * 2;
+        if self.entries.capacity() > wanted * 2 {
+            self.entries.shrink_to(wanted);
+        }
     }
 }
 

@@ -395,3 +395,18 @@ fn a_rediss_url_works_only_with_tls_support_built_in() {
         Err(error) => assert!(error.to_lowercase().contains("tls"), "{error}"),
     }
 }
+
+#[test]
+fn steady_traffic_keeps_the_store_near_its_live_window() {
+    // 100 proofs a second for 1,000 s, each live for 10 s: about 1,000 live at any time.
+    let store = MemoryStore::new(1_000_000);
+    let mut n = 0u32;
+    for second in 0..1000 {
+        for _ in 0..100 {
+            assert_eq!(store.insert(key(n), NOW + second + 10, NOW + second), Ok(()));
+            n += 1;
+        }
+    }
+    // Live entries plus at most one sweep interval of expired ones, never the whole history.
+    assert!(store.len() < 5_000, "len {} after {n} inserts", store.len());
+}
