@@ -104,6 +104,8 @@ pub struct DpopConfig {
     pub iat_leeway: i64,
     pub iat_offset: i64,
     pub replay_store: String,
+    /// Most live proofs the in-memory replay store holds before it answers 503.
+    pub replay_capacity: usize,
     pub nonce: bool,
     pub nonce_secret: Option<String>,
 }
@@ -249,6 +251,7 @@ const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("dpop.iat_leeway", EnvKind::Int),
     ("dpop.iat_offset", EnvKind::Int),
     ("dpop.replay_store", EnvKind::Str),
+    ("dpop.replay_capacity", EnvKind::Int),
     ("dpop.nonce", EnvKind::Bool),
     ("dpop.nonce_secret", EnvKind::Str),
     ("proxy.gateway", EnvKind::Str),
@@ -387,6 +390,7 @@ struct RawDpop {
     iat_leeway: i64,
     iat_offset: i64,
     replay_store: String,
+    replay_capacity: usize,
     nonce: bool,
     nonce_secret: Option<String>,
 }
@@ -400,6 +404,7 @@ impl Default for RawDpop {
             iat_leeway: 30,
             iat_offset: 300,
             replay_store: "memory".into(),
+            replay_capacity: crate::dpop::replay::DEFAULT_CAPACITY,
             nonce: false,
             nonce_secret: None,
         }
@@ -626,6 +631,9 @@ impl RawDpop {
         {
             p.add("dpop.replay_store", format!("must be \"memory\" or a redis://HOST:PORT/DB URL ({why})"));
         }
+        if !(1_000..=100_000_000).contains(&self.replay_capacity) {
+            p.add("dpop.replay_capacity", "must be between 1000 and 100000000 live proofs");
+        }
         if self.nonce && self.nonce_secret.as_deref().is_none_or(|s| s.len() < 32) {
             p.add("dpop.nonce_secret", "required with dpop.nonce: at least 32 characters, the same on every replica");
         }
@@ -635,6 +643,7 @@ impl RawDpop {
             iat_leeway: self.iat_leeway,
             iat_offset: self.iat_offset,
             replay_store: self.replay_store,
+            replay_capacity: self.replay_capacity,
             nonce: self.nonce,
             nonce_secret: self.nonce_secret,
         }

@@ -58,7 +58,7 @@ impl Checker {
                 iat_leeway: config.dpop.iat_leeway,
                 iat_offset: config.dpop.iat_offset,
             },
-            replay: ReplayStore::for_config(&config.dpop.replay_store),
+            replay: ReplayStore::for_config(&config.dpop.replay_store, config.dpop.replay_capacity),
             keep: token::claims_to_keep(
                 policy::claims_read(&config.routes)
                     .iter()

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::*;
 use tollgate::dev::SigningKey;
-use tollgate::dpop::replay::{REDIS_KEY_PREFIX, ReplayStore};
+use tollgate::dpop::replay::{DEFAULT_CAPACITY, REDIS_KEY_PREFIX, ReplayStore};
 use tollgate::refusal::Reason;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
@@ -316,8 +316,8 @@ async fn a_hung_redis_costs_a_dpop_check_at_most_the_timeout() {
 async fn the_library_store_records_each_key_once_in_redis_until_its_expiry() {
     let redis = RedisServer::start(free_port());
     // Two stores on one Redis: two replicas.
-    let a = ReplayStore::for_config(&redis.url());
-    let b = ReplayStore::for_config(&redis.url());
+    let a = ReplayStore::for_config(&redis.url(), DEFAULT_CAPACITY);
+    let b = ReplayStore::for_config(&redis.url(), DEFAULT_CAPACITY);
     let now = now();
     let key = [7; 32];
     assert_eq!(a.insert(key, now + 330, now).await, Ok(()));
@@ -352,7 +352,7 @@ async fn the_library_store_records_each_key_once_in_redis_until_its_expiry() {
 async fn the_library_store_answers_unavailable_while_redis_is_down_and_recovers() {
     let port = free_port();
     let mut redis = RedisServer::start(port);
-    let store = ReplayStore::for_config(&redis.url());
+    let store = ReplayStore::for_config(&redis.url(), DEFAULT_CAPACITY);
     let now = now();
     assert_eq!(store.insert([1; 32], now + 300, now).await, Ok(()));
     redis.kill();

@@ -65,9 +65,10 @@ impl ReplayStore {
     /// Never fails and never connects: Redis is connected on first use. A value that names
     /// no usable store (config validation should have refused it) gives a store that
     /// refuses every DPoP request with 503, with one error logged now.
-    pub fn for_config(replay_store: &str) -> ReplayStore {
+    /// `capacity` bounds the in-memory store (`dpop.replay_capacity`).
+    pub fn for_config(replay_store: &str, capacity: usize) -> ReplayStore {
         if replay_store == "memory" {
-            return ReplayStore::Memory(MemoryStore::default());
+            return ReplayStore::Memory(MemoryStore::new(capacity));
         }
         ReplayStore::Redis(RedisStore::new(replay_store))
     }

@@ -146,22 +146,22 @@ fn redis_store(store: &ReplayStore) -> &RedisStore {
 
 #[test]
 fn memory_selects_the_in_process_store() {
-    assert!(matches!(ReplayStore::for_config("memory"), ReplayStore::Memory(_)));
+    assert!(matches!(ReplayStore::for_config("memory", DEFAULT_CAPACITY), ReplayStore::Memory(_)));
 }
 
 #[test]
 fn a_redis_url_selects_the_redis_store_without_connecting_or_a_runtime() {
     // No Tokio runtime here, and nothing listens on the port: creation does no I/O.
     let url = format!("redis://127.0.0.1:{}/0", closed_port());
-    let store = ReplayStore::for_config(&url);
+    let store = ReplayStore::for_config(&url, DEFAULT_CAPACITY);
     assert!(redis_store(&store).is_usable());
-    let tls = ReplayStore::for_config("rediss://redis.example.com:6380/0");
+    let tls = ReplayStore::for_config("rediss://redis.example.com:6380/0", DEFAULT_CAPACITY);
     assert!(matches!(tls, ReplayStore::Redis(_)), "a rediss:// URL must never fall back to memory");
 }
 
 #[test]
 fn a_password_in_the_url_is_never_shown() {
-    let store = ReplayStore::for_config("redis://user:hunter2@127.0.0.1:6379/0");
+    let store = ReplayStore::for_config("redis://user:hunter2@127.0.0.1:6379/0", DEFAULT_CAPACITY);
     let shown = format!("{store:?}");
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(shown.contains("redis://user:REDACTED@127.0.0.1:6379/0"), "{shown}");
@@ -181,7 +181,7 @@ fn check_redis_url_accepts_what_the_client_can_use() {
 #[test]
 fn a_url_the_client_refuses_gives_a_store_that_always_answers_unavailable() {
     // Passes config validation (a redis:// URL with a host) but names no database.
-    let store = ReplayStore::for_config("redis://127.0.0.1:6379/not-a-database");
+    let store = ReplayStore::for_config("redis://127.0.0.1:6379/not-a-database", DEFAULT_CAPACITY);
     assert!(!redis_store(&store).is_usable());
     let started = Instant::now();
     let rt = runtime();
@@ -191,14 +191,14 @@ fn a_url_the_client_refuses_gives_a_store_that_always_answers_unavailable() {
     assert!(started.elapsed() < Duration::from_millis(500), "no connection is even tried");
     // Every other value config validation would refuse is unusable too, never memory.
     for value in ["", "Memory", "redis:/nohost", "http://127.0.0.1:6379/0"] {
-        assert!(!redis_store(&ReplayStore::for_config(value)).is_usable(), "{value:?}");
+        assert!(!redis_store(&ReplayStore::for_config(value, DEFAULT_CAPACITY)).is_usable(), "{value:?}");
     }
 }
 
 #[test]
 fn an_unreachable_redis_answers_unavailable_within_the_timeout() {
     let rt = runtime();
-    let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{}/0", closed_port()));
+    let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{}/0", closed_port()), DEFAULT_CAPACITY);
     for n in 0..3 {
         let started = Instant::now();
         assert_eq!(rt.block_on(store.insert(key(n), NOW + 300, NOW)), Err(Reason::ReplayStoreUnavailable));
@@ -219,7 +219,7 @@ fn a_redis_that_never_answers_is_unavailable_after_the_timeout() {
             held.push(socket);
         }
     });
-    let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{port}/0"));
+    let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{port}/0"), DEFAULT_CAPACITY);
     let timed = |n: u32| {
         let started = Instant::now();
         assert_eq!(rt.block_on(store.insert(key(n), NOW + 300, NOW)), Err(Reason::ReplayStoreUnavailable));
@@ -251,7 +251,7 @@ fn an_outage_costs_a_few_connection_attempts_a_second_not_one_per_insert() {
             drop(socket);
         }
     });
-    let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{port}/0"));
+    let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{port}/0"), DEFAULT_CAPACITY);
     let started = Instant::now();
     let mut inserts = 0;
     while started.elapsed() < Duration::from_millis(500) {
@@ -317,7 +317,7 @@ fn fake_redis(rt: &tokio::runtime::Runtime, set_reply: &'static str) -> (u16, st
 fn an_insert_is_one_set_nx_px_through_the_end_of_expires_at() {
     let rt = runtime();
     let (port, sets) = fake_redis(&rt, "+OK\r\n");
-    let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{port}/0"));
+    let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{port}/0"), DEFAULT_CAPACITY);
     assert_eq!(rt.block_on(store.insert(key(7), NOW + 330, NOW)), Ok(()));
     let expected_key = format!("tollgate:dpop:jti:00000007{}", "0".repeat(56));
     assert_eq!(*sets.lock().unwrap(), vec![vec!["(connected)"], vec!["SET", &expected_key, "1", "NX", "PX", "331000"]]);
@@ -337,7 +337,7 @@ fn redis_replies_map_to_new_replayed_or_unavailable() {
     ] {
         let rt = runtime();
         let (port, _) = fake_redis(&rt, reply);
-        let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{port}/0"));
+        let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{port}/0"), DEFAULT_CAPACITY);
         assert_eq!(rt.block_on(store.insert(key(1), NOW + 300, NOW)), expected, "reply {reply:?}");
     }
 }
@@ -349,7 +349,7 @@ fn a_read_only_replica_is_left_for_a_new_connection_other_error_replies_are_not(
     {
         let rt = runtime();
         let (port, log) = fake_redis(&rt, reply);
-        let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{port}/0"));
+        let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{port}/0"), DEFAULT_CAPACITY);
         assert_eq!(rt.block_on(store.insert(key(1), NOW + 300, NOW)), Err(Reason::ReplayStoreUnavailable));
         std::thread::sleep(REDIS_RETRY_PAUSE + Duration::from_millis(20));
         assert_eq!(rt.block_on(store.insert(key(2), NOW + 300, NOW)), Err(Reason::ReplayStoreUnavailable));
@@ -381,7 +381,10 @@ fn the_redis_expiry_keeps_an_entry_through_expires_at() {
 fn the_redis_store_can_be_shared_across_tasks() {
     fn assert_send_sync<T: Send + Sync>(_: &T) {}
     fn assert_send<T: Send>(_: &T) {}
-    let store = std::sync::Arc::new(ReplayStore::for_config(&format!("redis://127.0.0.1:{}/0", closed_port())));
+    let store = std::sync::Arc::new(ReplayStore::for_config(
+        &format!("redis://127.0.0.1:{}/0", closed_port()),
+        DEFAULT_CAPACITY,
+    ));
     assert_send_sync(&store);
     let future = store.insert(key(1), NOW, NOW);
     assert_send(&future);
