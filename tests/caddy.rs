@@ -120,19 +120,7 @@ async fn with_nonces_the_client_sees_each_next_nonce() {
 #[tokio::test]
 async fn check_gets_caddys_description_of_the_request() {
     let stack = Stack::start(&Caddy::new(), Options { stub: true, ..Options::default() }).await;
-    let client_headers = [
-        ("authorization", "Bearer abc"),
-        ("dpop", "a.b.c"),
-        ("x-original-url", "/public"),
-        ("x-original-uri", "/public"),
-        ("x-original-method", "GET"),
-        ("x-forwarded-uri", "/public"),
-        ("x-forwarded-method", "GET"),
-        ("x-forwarded-host", "public.example"),
-        ("x-forwarded-proto", "https"),
-        ("x-forwarded-prefix", "/public"),
-        ("x-auth-subject", "admin"),
-    ];
+    let client_headers = e2e::CLIENT_HEADERS;
     let reply = stack.send_body("POST", "/admin/x?y=1", &client_headers, "{}").await;
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}{}", stack.logs());
     let seen = stack.stub().take();

@@ -883,3 +883,19 @@ macro_rules! common_scenarios {
         }
     };
 }
+
+/// Credentials plus every header a client might send to pass for a gateway or for
+/// tollgate: what the gateway tests send to see what reaches the check.
+pub const CLIENT_HEADERS: &[(&str, &str)] = &[
+    ("authorization", "Bearer abc"),
+    ("dpop", "a.b.c"),
+    ("x-original-url", "/public"),
+    ("x-original-uri", "/public"),
+    ("x-original-method", "GET"),
+    ("x-forwarded-uri", "/public"),
+    ("x-forwarded-method", "GET"),
+    ("x-forwarded-host", "public.example"),
+    ("x-forwarded-proto", "https"),
+    ("x-forwarded-prefix", "/public"),
+    ("x-auth-subject", "admin"),
+];
