@@ -120,8 +120,7 @@ async fn with_nonces_the_client_sees_each_next_nonce() {
 #[tokio::test]
 async fn check_gets_caddys_description_of_the_request() {
     let stack = Stack::start(&Caddy::new(), Options { stub: true, ..Options::default() }).await;
-    let client_headers = e2e::CLIENT_HEADERS;
-    let reply = stack.send_body("POST", "/admin/x?y=1", &client_headers, "{}").await;
+    let reply = stack.send_body("POST", "/admin/x?y=1", e2e::CLIENT_HEADERS, "{}").await;
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}{}", stack.logs());
     let seen = stack.stub().take();
     assert_eq!(seen.len(), 1, "{seen:?}");
