@@ -115,6 +115,7 @@ pub struct ProxyConfig {
     pub gateway: Gateway,
     pub trusted: Vec<IpNet>,
     pub forwarded_prefix: bool,
+    /// Normalized (`scheme://host[:port]`, lower case, default port dropped).
     pub public_origins: Vec<String>,
 }
 
@@ -681,12 +682,18 @@ impl RawProxy {
                 },
             })
             .collect();
-        for origin in &self.public_origins {
-            if crate::gateway::parse_origin(origin).is_none() {
-                p.add("proxy.public_origins", format!("not an origin such as https://api.example.com: {origin:?}"));
-            }
-        }
-        ProxyConfig { gateway, trusted, forwarded_prefix: self.forwarded_prefix, public_origins: self.public_origins }
+        let public_origins = self
+            .public_origins
+            .iter()
+            .filter_map(|origin| {
+                let parsed = crate::gateway::parse_origin(origin);
+                if parsed.is_none() {
+                    p.add("proxy.public_origins", format!("not an origin such as https://api.example.com: {origin:?}"));
+                }
+                parsed
+            })
+            .collect();
+        ProxyConfig { gateway, trusted, forwarded_prefix: self.forwarded_prefix, public_origins }
     }
 }
 

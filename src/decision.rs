@@ -202,7 +202,7 @@ impl Checker {
     fn expected_htu(&self, original: &OriginalRequest) -> Result<String, Reason> {
         let origin = original.origin().ok_or(Reason::WrongProofUrl)?;
         let pinned = &self.config.proxy.public_origins;
-        if !pinned.is_empty() && !pinned.iter().any(|o| gateway::parse_origin(o).as_deref() == Some(origin.as_str())) {
+        if !pinned.is_empty() && !pinned.contains(&origin) {
             return Err(Reason::WrongProofUrl);
         }
         crate::dpop::htu::normalize(&format!("{origin}{}", original.path())).ok_or(Reason::WrongProofUrl)

@@ -178,3 +178,11 @@ fn describe_lists_what_was_resolved() {
     assert!(out.contains("issuer            https://tenant.auth0.com/"), "{out}");
     assert!(out.contains("POST any host /admin/** -> a valid token, scopes write:admin"), "{out}");
 }
+
+#[test]
+fn public_origins_are_normalized_once_at_load() {
+    let text = MINIMAL
+        .replace("gateway = \"nginx\"", "gateway = \"nginx\"\npublic_origins = [\"HTTPS://API.example.com:443/\"]");
+    let c = Config::load(&text, &HashMap::new()).unwrap();
+    assert_eq!(c.proxy.public_origins, vec!["https://api.example.com"]);
+}
