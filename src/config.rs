@@ -727,11 +727,7 @@ fn is_scope_token(s: &str) -> bool {
 impl RawRoute {
     fn validate(self, key: &str, p: &mut Problems) -> Route {
         let host = self.host.as_deref().and_then(|h| {
-            let parsed = HostPattern::parse(h);
-            if parsed.is_none() {
-                p.add(format!("{key}.host"), format!("not a host or *.domain pattern: {h:?}"));
-            }
-            parsed
+            HostPattern::parse(h).map_err(|problem| p.add(format!("{key}.host"), format!("{problem}: {h:?}"))).ok()
         });
         let path = match (self.path_prefix, self.path) {
             (Some(_), Some(_)) => {

@@ -112,14 +112,21 @@ impl Checker {
                 let reason = refusal.reason();
                 let outcome = if reason.is_outage() { "error" } else { "deny" };
                 self.metrics.checks.with_label_values(&[outcome, reason.label()]).inc();
-                if *reason == Reason::GatewayHeadersMissing {
-                    tracing::error!(gateway = ?self.config.proxy.gateway, peer = %request.peer,
-                        "a trusted peer sent a check without its gateway's method or URI header: the gateway is misconfigured");
-                } else {
-                    tracing::debug!(reason = reason.label(), peer = %request.peer, "check refused");
-                }
+                self.log_refusal(reason, request);
                 refusal::respond(&refusal, &self.challenge)
             }
+        }
+    }
+
+    /// A misconfigured gateway is an error an operator must see; other refusals are debug.
+    fn log_refusal(&self, reason: &Reason, request: &CheckRequest) {
+        let gateway = self.config.proxy.gateway;
+        match reason {
+            Reason::GatewayHeadersMissing => tracing::error!(?gateway, peer = %request.peer,
+                "a trusted peer sent a check without its gateway's method or URI header: the gateway is misconfigured"),
+            Reason::UntrustedGateway => tracing::error!(?gateway, peer = %request.peer,
+                "a peer outside proxy.trusted sent its gateway's method or URI header: add the gateway's address to proxy.trusted"),
+            _ => tracing::debug!(reason = reason.label(), peer = %request.peer, "check refused"),
         }
     }
 

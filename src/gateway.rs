@@ -7,7 +7,13 @@
 //! client could otherwise send `X-Original-URL: /public` and have its `POST /admin` judged
 //! as a request for `/public`. A trusted peer that omits its dialect's method or URI header
 //! is a misconfigured gateway: the check fails (500) rather than judge the request as one
-//! for `/auth`.
+//! for `/auth`. So is a peer *outside* the list that sends them: a gateway missing from
+//! `proxy.trusted` would otherwise have every check judged as a request for `/auth`.
+//!
+//! The host has two readings. Routes are decided on the host the gateway routed on
+//! (nginx's `server_name`, Traefik's `Host()`, Envoy's virtual hosts): lower-cased, without
+//! its port and without one trailing dot. The DPoP `htu` is compared with the authority the
+//! client wrote, port included (RFC 9449 §4.3, RFC 3986 §6.2.3).
 //!
 //! Paths are normalized once here (RFC 3986 §6.2.2: escape case, unreserved escapes
 //! decoded, §5.2.4 dot segments removed; `//` merged as nginx does) so that route matching
@@ -37,7 +43,9 @@ pub struct CheckRequest {
 pub struct OriginalRequest {
     method: String,
     scheme: &'static str,
-    /// Lower-cased, default port removed.
+    /// The authority as the client wrote it: lower-cased, default port removed.
+    authority: Option<String>,
+    /// The host the gateway routed on: lower-cased, no port, no trailing dot.
     host: Option<String>,
     /// Normalized, without query or fragment.
     path: String,
@@ -47,8 +55,15 @@ impl OriginalRequest {
     /// Builds one from parts, normalizing like the gateway readers do; for tests and tools.
     pub fn new(method: &str, scheme: &str, host: Option<&str>, uri: &str) -> Result<Self, Reason> {
         let scheme = parse_scheme(scheme)?;
-        let host = host.map(|h| normalize_host(h, scheme)).transpose()?;
-        Ok(OriginalRequest { method: parse_method(method)?, scheme, host, path: normalize_path(strip_query(uri))? })
+        let (authority, host) = match host {
+            Some(h) => {
+                let authority = Authority::parse(h, scheme)?;
+                (Some(authority.origin_form()), Some(authority.routed_host().to_string()))
+            }
+            None => (None, None),
+        };
+        let (method, path) = (parse_method(method)?, normalize_path(strip_query(uri))?);
+        Ok(OriginalRequest { method, scheme, authority, host, path })
     }
 
     /// From a method and an absolute URL, as ingress-nginx describes a request.
@@ -64,8 +79,14 @@ impl OriginalRequest {
         self.scheme
     }
 
+    /// The host routes are matched against: the one the gateway routed on.
     pub fn host(&self) -> Option<&str> {
         self.host.as_deref()
+    }
+
+    /// `host[:port]` as the client wrote it (normalized): what the DPoP `htu` names.
+    pub fn authority(&self) -> Option<&str> {
+        self.authority.as_deref()
     }
 
     pub fn path(&self) -> &str {
@@ -74,7 +95,7 @@ impl OriginalRequest {
 
     /// `scheme://host[:port]`, when the host is known.
     pub fn origin(&self) -> Option<String> {
-        self.host.as_ref().map(|host| format!("{}://{host}", self.scheme))
+        self.authority.as_ref().map(|authority| format!("{}://{authority}", self.scheme))
     }
 }
 
@@ -90,11 +111,16 @@ const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-pref
 /// Reconstructs the original request from the configured dialect.
 pub fn original_request(proxy: &ProxyConfig, check: &CheckRequest) -> Result<OriginalRequest, Reason> {
     let trusted = proxy.trusted.iter().any(|net| net.contains(&check.peer));
+    let h = &check.headers;
     if !trusted {
+        if describes_a_request(proxy.gateway, h) {
+            // A gateway that `proxy.trusted` misses: judging the check as a request for
+            // `/auth` would skip every route rule.
+            return Err(Reason::UntrustedGateway);
+        }
         // Nobody vouches for forwarding headers: judge the check request itself.
         return own_view(check);
     }
-    let h = &check.headers;
     let mut request = match proxy.gateway {
         Gateway::Nginx => from_parts(
             required(h, &X_ORIGINAL_METHOD)?,
@@ -122,6 +148,18 @@ pub fn original_request(proxy: &ProxyConfig, check: &CheckRequest) -> Result<Ori
         request.path = prefixed(prefix, &request.path)?;
     }
     Ok(request)
+}
+
+/// Whether the check carries its dialect's method or URI header, as only a gateway's does.
+/// Envoy describes the request with the check's own method and path: it has none.
+fn describes_a_request(gateway: Gateway, headers: &HeaderMap) -> bool {
+    let names: &[&HeaderName] = match gateway {
+        Gateway::Nginx => &[&X_ORIGINAL_METHOD, &X_ORIGINAL_URI],
+        Gateway::IngressNginx => &[&X_ORIGINAL_METHOD, &X_ORIGINAL_URL],
+        Gateway::Traefik | Gateway::Caddy => &[&X_FORWARDED_METHOD, &X_FORWARDED_URI],
+        Gateway::Envoy => &[],
+    };
+    names.iter().any(|name| headers.contains_key(*name))
 }
 
 /// The check request judged as itself: its method, the path after `/auth`, its `Host`.
@@ -194,23 +232,57 @@ fn parse_scheme(scheme: &str) -> Result<&'static str, Reason> {
     }
 }
 
-/// Lower-cases a `host[:port]` and drops the scheme's default port (RFC 3986 §6.2.3).
-fn normalize_host(authority: &str, scheme: &str) -> Result<String, Reason> {
-    let lower = authority.to_ascii_lowercase();
-    let (host, port) = split_port(&lower).ok_or(Reason::BadForwardedHeader)?;
-    let host_ok = !host.is_empty()
-        && (host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-            || (host.starts_with('[')
-                && host.ends_with(']')
-                && host[1..host.len() - 1].parse::<std::net::Ipv6Addr>().is_ok()));
-    if !host_ok {
-        return Err(Reason::BadForwardedHeader);
+/// A `host[:port]` from a request, validated, in its two readings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Authority {
+    /// Lower-cased, as written: a name (its trailing dot kept), IPv4, or `[IPv6]`.
+    host: String,
+    /// The port, unless it is the scheme's default (RFC 3986 §6.2.3).
+    port: Option<u16>,
+}
+
+impl Authority {
+    fn parse(authority: &str, scheme: &str) -> Result<Authority, Reason> {
+        let lower = authority.to_ascii_lowercase();
+        let (host, port) = split_port(&lower).ok_or(Reason::BadForwardedHeader)?;
+        if !valid_host(host) {
+            return Err(Reason::BadForwardedHeader);
+        }
+        let default = if scheme == "https" { 443 } else { 80 };
+        Ok(Authority { host: host.to_string(), port: port.filter(|p| *p != default) })
     }
-    match port {
-        None => Ok(host.to_string()),
-        Some(p) if (scheme == "https" && p == 443) || (scheme == "http" && p == 80) => Ok(host.to_string()),
-        Some(p) => Ok(format!("{host}:{p}")),
+
+    /// `host[:port]`, the port only when not the default: the origin a DPoP `htu` names.
+    fn origin_form(&self) -> String {
+        match self.port {
+            Some(port) => format!("{}:{port}", self.host),
+            None => self.host.clone(),
+        }
     }
+
+    /// The host as gateways route on it: no port, one trailing dot removed.
+    fn routed_host(&self) -> &str {
+        self.host.strip_suffix('.').unwrap_or(&self.host)
+    }
+}
+
+/// `host` (no port, lower case) as gateways route on it, without one trailing dot; `None`
+/// when it is not a valid host. For route patterns, which must match what requests give.
+pub fn routed_host(host: &str) -> Option<&str> {
+    valid_host(host).then(|| host.strip_suffix('.').unwrap_or(host))
+}
+
+/// A bracketed IPv6 literal, or a name or IPv4 address of non-empty labels (one trailing
+/// dot allowed: the absolute form of a DNS name, which gateways route like the name).
+fn valid_host(host: &str) -> bool {
+    if let Some(literal) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return literal.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+        })
 }
 
 /// Splits `host:port`; a port must be 1–65535 written without leading zeros.
@@ -234,7 +306,7 @@ pub fn parse_origin(origin: &str) -> Option<String> {
     if authority.contains(['/', '?', '#', '@']) {
         return None;
     }
-    Some(format!("{scheme}://{}", normalize_host(authority, scheme).ok()?))
+    Some(format!("{scheme}://{}", Authority::parse(authority, scheme).ok()?.origin_form()))
 }
 
 fn strip_query(uri: &str) -> &str {

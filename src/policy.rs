@@ -1,7 +1,10 @@
 //! Route rules: which `[[routes]]` entry applies to the original request, and whether a
 //! verified token meets its requirements.
 //!
-//! Routes are tried in order and the first match wins. Paths are matched after
+//! Routes are tried in order and the first match wins. Hosts are matched on the host the
+//! gateway routed on ([`OriginalRequest::host`]: no port, no trailing dot, lower case), so
+//! `Host: admin.example.com:8000` or `admin.example.com.` meets the `admin.example.com`
+//! route that nginx, Traefik and Envoy would route it to. Paths are matched after
 //! [`crate::gateway::normalize_path`], on whole segments: `/admin` covers `/admin`,
 //! `/admin/users` and `/admin;v=1`, never `/administrator`. Methods are compared exactly
 //! (RFC 9110 §9.1: method names are case-sensitive). Scopes are space-delimited and
@@ -11,7 +14,7 @@
 use serde_json::Value;
 
 use crate::config::DefaultAction;
-use crate::gateway::OriginalRequest;
+use crate::gateway::{self, OriginalRequest};
 use crate::refusal::Reason;
 use crate::token::VerifiedToken;
 
@@ -24,26 +27,29 @@ pub enum HostPattern {
 }
 
 impl HostPattern {
-    pub fn parse(pattern: &str) -> Option<HostPattern> {
+    /// A route's `host`: a name, an IPv4 or `[IPv6]` address, or `*.domain`; lower-cased,
+    /// one trailing dot removed. No port: routes match the host the gateway routed on,
+    /// which never has one.
+    pub fn parse(pattern: &str) -> Result<HostPattern, &'static str> {
         let lower = pattern.to_ascii_lowercase();
-        let valid =
-            |h: &str| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
-        match lower.strip_prefix("*.") {
-            Some(rest) if valid(rest) => Some(HostPattern::Subdomains(format!(".{rest}"))),
-            Some(_) => None,
-            None if valid(&lower) => Some(HostPattern::Exact(lower)),
-            None => None,
+        let (wildcard, host) = match lower.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, lower.as_str()),
+        };
+        let bracketed = host.starts_with('[');
+        if (bracketed && !host.ends_with(']')) || (!bracketed && host.contains(':')) {
+            return Err("a route's host has no port (routes match the host the gateway routed on)");
         }
+        let host = gateway::routed_host(host).ok_or("not a host name, IP address or *.domain pattern")?;
+        Ok(if wildcard { HostPattern::Subdomains(format!(".{host}")) } else { HostPattern::Exact(host.to_string()) })
     }
 
+    /// Whether `host` (as [`OriginalRequest::host`] gives it: lower-cased, no port, no
+    /// trailing dot) is this one or, for `*.domain`, a subdomain of it.
     fn matches(&self, host: &str) -> bool {
         match self {
-            HostPattern::Exact(h) => h.eq_ignore_ascii_case(host),
-            HostPattern::Subdomains(suffix) => {
-                host.len() > suffix.len()
-                    && host.is_char_boundary(host.len() - suffix.len())
-                    && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
-            }
+            HostPattern::Exact(h) => h == host,
+            HostPattern::Subdomains(suffix) => host.len() > suffix.len() && host.ends_with(suffix.as_str()),
         }
     }
 }

@@ -100,6 +100,10 @@ pub enum Reason {
     /// A trusted gateway sent no method or URI header of its dialect (`proxy.gateway`).
     /// 500: the gateway is misconfigured; never judged as a request for `/auth`.
     GatewayHeadersMissing,
+    /// A peer outside `proxy.trusted` sent its gateway's method or URI header: the gateway
+    /// is missing from the trust list. 500, logged with the peer; never judged as a
+    /// request for `/auth`, which would skip every route rule.
+    UntrustedGateway,
 
     // --- The access token ---
     /// The token is longer than 8 KiB; refused before any decoding. 401 `invalid_token`.
@@ -229,7 +233,7 @@ impl Reason {
             | MultipleProofs
             | BadForwardedHeader
             | AmbiguousPath => (Status::BadRequest, INVALID_REQUEST),
-            GatewayHeadersMissing => (Status::GatewayError, None),
+            GatewayHeadersMissing | UntrustedGateway => (Status::GatewayError, None),
             TokenTooLarge | MalformedToken | MalformedHeader | AlgorithmNotAllowed | CriticalHeader
             | WrongTokenType | UnknownKey | KeyAlgorithmMismatch | BadSignature | MalformedClaims | WrongIssuer
             | WrongAudience | Expired | NotYetValid | MissingClaim | BadSubject | UnusableConfirmation
@@ -279,6 +283,7 @@ impl Reason {
             BadForwardedHeader => "invalid forwarded request header",
             AmbiguousPath => "ambiguous request path",
             GatewayHeadersMissing => "gateway did not describe the original request",
+            UntrustedGateway => "gateway not trusted to describe the original request",
             TokenTooLarge => "access token too large",
             MalformedToken => "malformed access token",
             MalformedHeader => "malformed token header",
@@ -345,6 +350,7 @@ impl Reason {
             BadForwardedHeader => "bad_forwarded_header",
             AmbiguousPath => "ambiguous_path",
             GatewayHeadersMissing => "gateway_headers_missing",
+            UntrustedGateway => "untrusted_gateway",
             TokenTooLarge => "token_too_large",
             MalformedToken => "malformed_token",
             MalformedHeader => "malformed_header",

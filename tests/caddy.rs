@@ -65,7 +65,7 @@ impl Gateway for Caddy {
             "deploy/caddy/Caddyfile",
             &self.caddyfile,
             &[
-                (SITE, 1, &format!("http://127.0.0.1:{} {{\n\tbind 127.0.0.1", ports.listen)),
+                (SITE, 1, &format!("http://:{} {{\n\tbind 127.0.0.1", ports.listen)),
                 // Once in forward_auth (or reverse_proxy), once in the header comment.
                 (TOLLGATE, 2, &format!("127.0.0.1:{}", ports.check)),
                 (API, 2, &format!("127.0.0.1:{}", ports.api)),
@@ -87,7 +87,11 @@ impl Gateway for Caddy {
 common_scenarios!();
 
 async fn stack() -> Stack {
-    Stack::start(&Caddy::new(), Options::default()).await
+    stack_with(Options::default()).await
+}
+
+async fn stack_with(options: Options) -> Stack {
+    Stack::start(&Caddy::new(), options).await
 }
 
 #[tokio::test]

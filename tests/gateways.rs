@@ -93,16 +93,40 @@ async fn a_trusted_gateway_without_its_headers_gets_500() {
 }
 
 #[tokio::test]
-async fn an_untrusted_peer_is_judged_by_its_own_request() {
+async fn an_untrusted_peer_without_gateway_headers_is_judged_by_its_own_request() {
     let mut app = TestApp::with_gateway("nginx", ROUTES).await;
     app.peer = "127.0.0.2:40000".parse().unwrap();
     let auth = format!("Bearer {}", app.token().sign());
-    // It claims /public, but it is not a trusted gateway: its own path /admin/x is judged.
-    let headers = [("x-original-method", "GET"), ("x-original-uri", "/public"), ("authorization", auth.as_str())];
+    // Its X-Forwarded-* are not believed either; its own path /admin/x is judged.
+    let headers = [("x-forwarded-host", "public.example"), ("authorization", auth.as_str())];
     let answer = app.send(request("GET", "/auth/admin/x", &headers)).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     let answer = app.send(request("GET", "/auth/public/x", &[])).await;
     assert_eq!(answer.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_gateway_outside_the_trust_list_gets_500_and_is_counted() {
+    for gateway in ["nginx", "ingress-nginx", "traefik", "caddy"] {
+        let mut app = TestApp::with_gateway(gateway, ROUTES).await;
+        app.peer = "172.17.0.1:40000".parse().unwrap();
+        let auth = format!("Bearer {}", app.token().sign());
+        // The gateway's description of `POST /admin/x`: judged as `/auth` it would pass.
+        let (_, mut headers) = own_headers(gateway);
+        headers.push(("authorization", &auth));
+        let answer = app.send(request("GET", "/auth", &headers)).await;
+        assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR, "{gateway}");
+        assert!(answer.challenges().is_empty(), "{gateway}");
+        assert_eq!(
+            answer.body,
+            r#"{"error":"server_error","error_description":"gateway not trusted to describe the original request"}"#
+        );
+        let metrics = app.send(request("GET", "/metrics", &[])).await.body;
+        assert!(
+            metrics.contains(r#"tollgate_checks_total{outcome="error",reason="untrusted_gateway"} 1"#),
+            "{gateway}: {metrics}"
+        );
+    }
 }
 
 #[tokio::test]

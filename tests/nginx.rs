@@ -107,6 +107,29 @@ async fn stack() -> Stack {
     Stack::start(&Nginx::new(), Options::default()).await
 }
 
+#[tokio::test]
+async fn host_route_holds_for_every_written_host() {
+    let stack = stack().await;
+    e2e::host_route_holds_for_every_written_host(&stack).await;
+    // What the route was decided on is what nginx routes on and hands the upstream.
+    let port = stack.base.rsplit(':').next().expect("port").to_string();
+    let admin = format!("Bearer {}", stack.issuer.token("read admin"));
+    let host = format!("Admin.Example.COM.:{port}");
+    let upstream = stack.send("GET", "/secret", &[("host", &host), ("authorization", &admin)]).await.upstream();
+    assert_eq!(received(&upstream, "host"), [e2e::ADMIN_HOST], "{upstream}");
+}
+
+#[tokio::test]
+async fn dpop_htu_keeps_the_port_of_a_routed_host() {
+    e2e::dpop_htu_keeps_the_port_of_a_routed_host(&stack().await).await;
+}
+
+#[tokio::test]
+async fn a_trust_list_missing_the_gateway_fails_closed() {
+    let stack = Stack::start(&Nginx::new(), Options { trusted: e2e::UNTRUSTED, ..Options::default() }).await;
+    e2e::a_trust_list_missing_the_gateway_fails_closed(&stack).await;
+}
+
 /// A 401's challenges: auth_request copies the check's `WWW-Authenticate` itself, only
 /// the first before nginx 1.23 (tollgate puts the one carrying the error first), all of
 /// them from 1.23 on. Exactly one copy of each either way.

@@ -74,7 +74,11 @@ impl Gateway for Traefik {
 common_scenarios!();
 
 async fn stack() -> Stack {
-    Stack::start(&Traefik::new(), Options::default()).await
+    stack_with(Options::default()).await
+}
+
+async fn stack_with(options: Options) -> Stack {
+    Stack::start(&Traefik::new(), options).await
 }
 
 #[tokio::test]

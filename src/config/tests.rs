@@ -165,6 +165,18 @@ fn routes_are_parsed_into_the_policy() {
 }
 
 #[test]
+fn a_route_host_with_a_port_is_refused_naming_the_key() {
+    let text = format!("{MINIMAL}\n[[routes]]\nhost = \"admin.example.com:8000\"\nscopes = [\"admin\"]\n");
+    let found = problems(&text, &[]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].key, "routes[0].host");
+    assert!(found[0].message.contains("no port"), "{}", found[0].message);
+    let text = format!("{MINIMAL}\n[[routes]]\nhost = \"Admin.Example.com.\"\n");
+    let c = Config::load(&text, &HashMap::new()).unwrap();
+    assert_eq!(c.routes[0].host, Some(HostPattern::Exact("admin.example.com".into())));
+}
+
+#[test]
 fn route_paths_must_be_normalized() {
     let text = format!("{MINIMAL}\n[[routes]]\npath_prefix = \"/a/../b\"\n");
     assert_eq!(keys(&text, &[]), vec!["routes[0].path_prefix"]);

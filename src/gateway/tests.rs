@@ -107,15 +107,87 @@ fn a_trusted_peer_without_its_dialect_headers_is_a_gateway_misconfiguration() {
 }
 
 #[test]
-fn an_untrusted_peer_is_judged_by_its_own_request() {
-    let request = check(
-        "127.0.0.2",
-        "POST",
-        "/admin",
-        &[("x-original-method", "GET"), ("x-original-uri", "/public"), ("host", "h")],
-    );
+fn an_untrusted_peer_without_gateway_headers_is_judged_by_its_own_request() {
+    let request = check("127.0.0.2", "POST", "/admin", &[("x-forwarded-host", "public.example"), ("host", "h")]);
     let got = original_request(&proxy(Gateway::Nginx), &request).unwrap();
-    assert_eq!((got.method(), got.path(), got.scheme()), ("POST", "/admin", "http"));
+    assert_eq!((got.method(), got.path(), got.scheme(), got.host()), ("POST", "/admin", "http", Some("h")));
+}
+
+#[test]
+fn an_untrusted_peer_with_its_gateway_headers_is_a_trust_list_that_misses_the_gateway() {
+    for (gateway, header) in [
+        (Gateway::Nginx, "x-original-method"),
+        (Gateway::Nginx, "x-original-uri"),
+        (Gateway::IngressNginx, "x-original-method"),
+        (Gateway::IngressNginx, "x-original-url"),
+        (Gateway::Traefik, "x-forwarded-method"),
+        (Gateway::Traefik, "x-forwarded-uri"),
+        (Gateway::Caddy, "x-forwarded-method"),
+        (Gateway::Caddy, "x-forwarded-uri"),
+    ] {
+        let request = check("10.1.2.3", "GET", "", &[(header, "/admin")]);
+        assert_eq!(original_request(&proxy(gateway), &request), Err(Reason::UntrustedGateway), "{gateway:?} {header}");
+    }
+    // Another dialect's headers come from a client, not from this gateway.
+    let request = check("10.1.2.3", "POST", "/admin", &[("x-forwarded-uri", "/public"), ("x-forwarded-method", "GET")]);
+    assert_eq!(original_request(&proxy(Gateway::Nginx), &request).unwrap().path(), "/admin");
+    // Envoy describes the request with the check's own method and path.
+    let request = check("10.1.2.3", "POST", "/admin", &[("x-original-uri", "/public"), ("host", "h")]);
+    assert_eq!(original_request(&proxy(Gateway::Envoy), &request).unwrap().path(), "/admin");
+}
+
+#[test]
+fn the_routed_host_drops_port_and_trailing_dot_while_the_origin_keeps_the_port() {
+    for (scheme, written, host, origin) in [
+        ("http", "Admin.Example.COM", "admin.example.com", "http://admin.example.com"),
+        ("http", "admin.example.com:8000", "admin.example.com", "http://admin.example.com:8000"),
+        ("http", "admin.example.com:443", "admin.example.com", "http://admin.example.com:443"),
+        ("https", "admin.example.com:443", "admin.example.com", "https://admin.example.com"),
+        ("http", "admin.example.com.", "admin.example.com", "http://admin.example.com."),
+        ("http", "admin.example.com.:8000", "admin.example.com", "http://admin.example.com.:8000"),
+        ("http", "[::1]:8000", "[::1]", "http://[::1]:8000"),
+        ("https", "[2001:DB8::1]", "[2001:db8::1]", "https://[2001:db8::1]"),
+        ("http", "127.0.0.1:80", "127.0.0.1", "http://127.0.0.1"),
+    ] {
+        let request = OriginalRequest::new("GET", scheme, Some(written), "/").unwrap();
+        assert_eq!(request.host(), Some(host), "{written}");
+        assert_eq!(request.origin().as_deref(), Some(origin), "{written}");
+    }
+}
+
+#[test]
+fn every_dialect_gives_the_routed_host() {
+    let forwarded = |method: &'static str, uri: &'static str| {
+        vec![
+            (method, "GET"),
+            (uri, "/"),
+            ("x-forwarded-proto", "http"),
+            ("x-forwarded-host", "Admin.Example.com.:8000"),
+        ]
+    };
+    let cases = [
+        (Gateway::Nginx, forwarded("x-original-method", "x-original-uri")),
+        (Gateway::Traefik, forwarded("x-forwarded-method", "x-forwarded-uri")),
+        (Gateway::Caddy, forwarded("x-forwarded-method", "x-forwarded-uri")),
+        (
+            Gateway::IngressNginx,
+            vec![("x-original-method", "GET"), ("x-original-url", "http://Admin.Example.com.:8000/")],
+        ),
+        (Gateway::Envoy, vec![("host", "Admin.Example.com.:8000")]),
+    ];
+    for (gateway, pairs) in cases {
+        let got = original(gateway, &pairs).unwrap();
+        assert_eq!(got.host(), Some("admin.example.com"), "{gateway:?}");
+        assert_eq!(got.origin().as_deref(), Some("http://admin.example.com.:8000"), "{gateway:?}");
+    }
+}
+
+#[test]
+fn hosts_with_empty_labels_are_refused() {
+    for host in ["a..example.com", ".example.com", "example.com..", ".", "[::1", "[zz]"] {
+        let pairs = [("x-original-method", "GET"), ("x-original-uri", "/"), ("x-forwarded-host", host)];
+        assert_eq!(original(Gateway::Nginx, &pairs), Err(Reason::BadForwardedHeader), "{host}");
+    }
 }
 
 #[test]

@@ -48,8 +48,53 @@ fn hosts_match_exactly_or_by_subdomain() {
     assert!(wild.matches("a.b.example.com"));
     assert!(!wild.matches("example.com"));
     assert!(!wild.matches("evilexample.com"));
-    assert_eq!(HostPattern::parse("*.*.com"), None);
-    assert_eq!(HostPattern::parse("a b"), None);
+}
+
+#[test]
+fn host_patterns_are_read_as_gateways_route() {
+    assert_eq!(HostPattern::parse("Admin.Example.COM."), Ok(HostPattern::Exact("admin.example.com".into())));
+    assert_eq!(HostPattern::parse("*.example.com."), Ok(HostPattern::Subdomains(".example.com".into())));
+    assert_eq!(HostPattern::parse("[::1]"), Ok(HostPattern::Exact("[::1]".into())));
+    assert_eq!(HostPattern::parse("10.0.0.5"), Ok(HostPattern::Exact("10.0.0.5".into())));
+    for with_port in ["admin.example.com:8000", "*.example.com:443", "[::1]:8080", "::1"] {
+        let problem = HostPattern::parse(with_port).unwrap_err();
+        assert!(problem.contains("no port"), "{with_port}: {problem}");
+    }
+    for bad in ["*.*.com", "a b", "", ".", "a..b", "admin.example.com..", "*.", "[::g]", "a/b"] {
+        assert!(HostPattern::parse(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn a_host_route_holds_for_every_way_a_client_writes_its_host() {
+    let mut admin = route(PathMatch::Any);
+    admin.host = HostPattern::parse("admin.example.com").ok();
+    admin.scopes = vec!["admin".into()];
+    let mut wild = route(PathMatch::Any);
+    wild.host = HostPattern::parse("*.internal.example").ok();
+    wild.scopes = vec!["internal".into()];
+    let policy = Policy::new(vec![admin.clone(), wild.clone()], DefaultAction::Authenticated);
+    for host in [
+        "admin.example.com",
+        "ADMIN.EXAMPLE.COM",
+        "admin.example.com:8000",
+        "admin.example.com:443",
+        "admin.example.com.",
+        "Admin.Example.Com.:8443",
+    ] {
+        for scheme in ["http", "https"] {
+            let request = OriginalRequest::new("GET", scheme, Some(host), "/secret").unwrap();
+            assert_eq!(policy.route(&request), Requirement::Token(Some(&admin)), "{scheme}://{host}");
+        }
+    }
+    for host in ["a.internal.example:8080", "B.Internal.Example.", "c.d.internal.example:443"] {
+        let request = OriginalRequest::new("GET", "http", Some(host), "/").unwrap();
+        assert_eq!(policy.route(&request), Requirement::Token(Some(&wild)), "{host}");
+    }
+    for host in ["admin.example.com.evil", "xadmin.example.com:8000", "internal.example."] {
+        let request = OriginalRequest::new("GET", "http", Some(host), "/").unwrap();
+        assert_eq!(policy.route(&request), Requirement::Token(None), "{host}");
+    }
 }
 
 #[test]
@@ -77,7 +122,7 @@ fn unmatched_requests_follow_the_default() {
 #[test]
 fn a_host_route_needs_the_host() {
     let mut r = route(PathMatch::Any);
-    r.host = HostPattern::parse("api.example.com");
+    r.host = HostPattern::parse("api.example.com").ok();
     r.public = true;
     let policy = Policy::new(vec![r], DefaultAction::Deny);
     assert_eq!(policy.route(&request("GET", "api.example.com", "/")), Requirement::Public);

@@ -94,9 +94,12 @@ fn outages_are_503_with_retry_after_and_no_challenge() {
 
 #[test]
 fn a_misconfigured_gateway_is_a_500_without_challenge() {
-    let answer = respond(&Refusal::new(Reason::GatewayHeadersMissing), &settings(DpopMode::Allowed));
-    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(challenges(&answer).is_empty());
+    for reason in [Reason::GatewayHeadersMissing, Reason::UntrustedGateway] {
+        let answer = respond(&Refusal::new(reason.clone()), &settings(DpopMode::Allowed));
+        assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR, "{reason:?}");
+        assert!(challenges(&answer).is_empty(), "{reason:?}");
+        assert!(reason.is_outage(), "{reason:?}: counted as an error, not a deny");
+    }
 }
 
 #[test]
@@ -139,6 +142,7 @@ fn all_reasons() -> Vec<Reason> {
         BadForwardedHeader,
         AmbiguousPath,
         GatewayHeadersMissing,
+        UntrustedGateway,
         TokenTooLarge,
         MalformedToken,
         MalformedHeader,

@@ -144,9 +144,15 @@ async fn serve(app: Router) -> (SocketAddr, tokio::task::JoinHandle<()>) {
 // ---------------------------------------------------------------------------------------
 // The check: the real tollgate, or a stub that records what the gateway sent it.
 
+/// The host route of these tests: any path on it needs the `admin` scope.
+pub const ADMIN_HOST: &str = "admin.example.com";
+
+/// Loopback, where the gateways run: the trust list of these tests unless one says otherwise.
+pub const LOOPBACK: &str = r#"["127.0.0.1/32", "::1/128"]"#;
+
 /// The tollgate config of these tests: the routes and the claim header the scenarios rely
-/// on, loopback trusted, then `extra` TOML tables.
-pub fn tollgate_config(issuer: &str, port: u16, gateway: &str, extra: &str) -> String {
+/// on, `trusted` as the peers whose gateway headers are believed, then `extra` TOML tables.
+pub fn tollgate_config(issuer: &str, port: u16, gateway: &str, trusted: &str, extra: &str) -> String {
     format!(
         r#"listen = "127.0.0.1:{port}"
 
@@ -156,7 +162,11 @@ audience = "{AUDIENCE}"
 
 [proxy]
 gateway = "{gateway}"
-trusted = ["127.0.0.1/32", "::1/128"]
+trusted = {trusted}
+
+[[routes]]
+host = "{ADMIN_HOST}"
+scopes = ["admin"]
 
 [[routes]]
 path_prefix = "/public"
@@ -187,7 +197,8 @@ pub async fn start_tollgate(
     for attempt in 1..=PORT_ATTEMPTS {
         let port = free_port();
         let config = dir.join("tollgate.toml");
-        std::fs::write(&config, tollgate_config(issuer, port, gateway.name(), &extra)).expect("write tollgate config");
+        let text = tollgate_config(issuer, port, gateway.name(), options.trusted, &extra);
+        std::fs::write(&config, text).expect("write tollgate config");
         let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
         command.arg("serve").arg("--config").arg(&config);
         let mut process = spawn("tollgate", command, dir.join("tollgate.log"));
@@ -334,11 +345,13 @@ pub struct Options {
     pub stub: bool,
     /// TOML tables added to tollgate's config.
     pub extra: &'static str,
+    /// tollgate's `proxy.trusted`, a TOML array.
+    pub trusted: &'static str,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { jwks: JwksMode::Serve, wait_keys: true, stub: false, extra: "" }
+        Options { jwks: JwksMode::Serve, wait_keys: true, stub: false, extra: "", trusted: LOOPBACK }
     }
 }
 
@@ -351,6 +364,8 @@ pub struct Stack {
     gateway: ProcessGuard,
     tollgate: Option<ProcessGuard>,
     stub: Option<StubCheck>,
+    /// `http://127.0.0.1:PORT` of the check (tollgate or the stub).
+    check_base: String,
     echo: tokio::task::JoinHandle<()>,
     pub issuer: Issuer,
     /// `http://127.0.0.1:PORT`, the gateway as the client sees it.
@@ -413,7 +428,9 @@ impl Stack {
             stub.take();
         }
 
-        Stack { gateway: process, tollgate, stub, echo, issuer, base: format!("http://127.0.0.1:{port}"), client, dir }
+        let base = format!("http://127.0.0.1:{port}");
+        let check_base = format!("http://127.0.0.1:{check_port}");
+        Stack { gateway: process, tollgate, stub, check_base, echo, issuer, base, client, dir }
     }
 
     /// The recording stub (when started with `stub: true`).
@@ -456,6 +473,18 @@ impl Stack {
         let headers = response.headers().clone();
         let body = response.text().await.expect("body");
         Reply { status, headers, body }
+    }
+
+    /// tollgate's `/metrics` text, fetched directly (not through the gateway).
+    pub async fn metrics(&self) -> String {
+        let url = format!("{}/metrics", self.check_base);
+        let response = self.client.get(&url).send().await.expect("GET /metrics");
+        response.text().await.expect("metrics body")
+    }
+
+    /// What tollgate printed so far.
+    pub fn tollgate_output(&self) -> String {
+        self.tollgate.as_ref().map(ProcessGuard::output).unwrap_or_default()
     }
 
     /// Everything the gateway and tollgate logged, for failure messages.
@@ -816,8 +845,92 @@ pub async fn undecidable_check_is_503(stack: &Stack) {
     assert_eq!(reply.error().as_deref(), Some("temporarily_unavailable"), "{reply:?}");
 }
 
+/// A host route holds whatever way the client writes the host the gateway routes on: case,
+/// the listener's port, a default port on the wrong scheme, a trailing dot. Each answer is
+/// 403 naming the route's scope; with the scope the request passes.
+pub async fn host_route_holds_for_every_written_host(stack: &Stack) {
+    let port = stack.base.rsplit(':').next().expect("port").to_string();
+    let hosts = [
+        ADMIN_HOST.to_string(),
+        ADMIN_HOST.to_uppercase(),
+        format!("{ADMIN_HOST}:{port}"),
+        format!("{ADMIN_HOST}:443"),
+        format!("{ADMIN_HOST}."),
+        format!("{}.:{port}", ADMIN_HOST.to_uppercase()),
+    ];
+    let reader = format!("Bearer {}", stack.token());
+    let admin = format!("Bearer {}", stack.issuer.token("read admin"));
+    for host in &hosts {
+        let reply = stack.send("GET", "/secret", &[("host", host), ("authorization", &reader)]).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "Host: {host}: {reply:?}{}", stack.logs());
+        let challenges = reply.challenges();
+        assert!(challenges.first().is_some_and(|c| c.contains(r#"scope="admin""#)), "Host: {host}: {reply:?}");
+
+        let reply = stack.send("GET", "/secret", &[("host", host), ("authorization", &admin)]).await;
+        assert_eq!(reply.upstream()[":uri"], "/secret", "Host: {host}");
+    }
+}
+
+/// A DPoP proof names the URL the client used, port and all, while the route is decided on
+/// the host without it: `Host: admin.example.com:PORT` needs `admin`, and the proof for
+/// `http://admin.example.com:PORT/secret` passes.
+pub async fn dpop_htu_keeps_the_port_of_a_routed_host(stack: &Stack) {
+    let port = stack.base.rsplit(':').next().expect("port").to_string();
+    let host = format!("{ADMIN_HOST}:{port}");
+    let htu = format!("http://{host}/secret");
+    for (scope, status) in [("read", StatusCode::FORBIDDEN), ("read admin", StatusCode::OK)] {
+        let token = stack.issuer.bound_token(scope);
+        let proof = stack.issuer.proof("GET", &htu, &token);
+        let authorization = format!("DPoP {token}");
+        let headers = [("host", host.as_str()), ("authorization", &authorization), ("dpop", &proof)];
+        let reply = stack.send("GET", "/secret", &headers).await;
+        assert_eq!(reply.status, status, "scope {scope}: {reply:?}{}", stack.logs());
+    }
+}
+
+/// Started with a trust list that misses the gateway (`trusted: UNTRUSTED`): every check
+/// is refused with 500 and never reaches the upstream, tollgate logs an error naming the
+/// peer and the setting, and `/metrics` counts it under its own reason.
+pub async fn a_trust_list_missing_the_gateway_fails_closed(stack: &Stack) {
+    let token = format!("Bearer {}", stack.token());
+    for (method, path) in [("POST", "/admin/x"), ("GET", "/orders"), ("GET", "/public/status")] {
+        let reply = stack.send(method, path, &[("authorization", &token)]).await;
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR, "{method} {path}: {reply:?}{}", stack.logs());
+    }
+    let output = without_ansi(&stack.tollgate_output());
+    assert!(
+        output.contains("ERROR") && output.contains("proxy.trusted") && output.contains("peer=127.0.0.1"),
+        "tollgate must log an error naming the peer and proxy.trusted; it printed:\n{output}"
+    );
+    let metrics = stack.metrics().await;
+    let counted = metrics
+        .lines()
+        .find(|l| l.starts_with("tollgate_checks_total") && l.contains(r#"reason="untrusted_gateway""#))
+        .unwrap_or_else(|| panic!("no untrusted_gateway count in /metrics:\n{metrics}"));
+    assert!(counted.contains(r#"outcome="error""#), "{counted}");
+    let count: f64 = counted.rsplit(' ').next().and_then(|n| n.parse().ok()).expect("a count");
+    assert!(count >= 3.0, "{counted}");
+}
+
+/// `text` without terminal colour sequences (`ESC [ … m`).
+pub fn without_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A trust list that leaves the loopback gateway out.
+pub const UNTRUSTED: &str = r#"["10.0.0.5/32"]"#;
+
 /// One test per shared scenario, for a gateway test file that defines
-/// `async fn stack() -> Stack` and passes tollgate's refusals to the client unchanged
+/// `async fn stack() -> Stack` and `async fn stack_with(Options) -> Stack` and passes tollgate's refusals to the client unchanged
 /// (Traefik, Caddy). nginx rewrites refusals, so it calls the scenarios it can share itself.
 #[allow(unused_macros)] // nginx.rs shares the harness but not this macro
 macro_rules! common_scenarios {
@@ -880,6 +993,22 @@ macro_rules! common_scenarios {
         #[tokio::test]
         async fn invalid_request_reaches_client_as_400() {
             e2e::invalid_request_is_400(&stack().await).await;
+        }
+
+        #[tokio::test]
+        async fn host_route_holds_for_every_written_host() {
+            e2e::host_route_holds_for_every_written_host(&stack().await).await;
+        }
+
+        #[tokio::test]
+        async fn dpop_htu_keeps_the_port_of_a_routed_host() {
+            e2e::dpop_htu_keeps_the_port_of_a_routed_host(&stack().await).await;
+        }
+
+        #[tokio::test]
+        async fn a_trust_list_missing_the_gateway_fails_closed() {
+            let stack = stack_with(e2e::Options { trusted: e2e::UNTRUSTED, ..e2e::Options::default() }).await;
+            e2e::a_trust_list_missing_the_gateway_fails_closed(&stack).await;
         }
     };
 }
