@@ -47,6 +47,28 @@ pub enum DefaultAction {
     Deny,
 }
 
+impl DefaultAction {
+    /// As written in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DefaultAction::Authenticated => "authenticated",
+            DefaultAction::Deny => "deny",
+        }
+    }
+}
+
+/// Which readings of a request's path the routes must hold for (`path_matching`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PathMatching {
+    /// The path as sent, ASCII case folded, and without a format suffix on its last
+    /// segment: the readings upstream routers make (Express, ASP.NET Core, Rails).
+    #[default]
+    Strict,
+    /// The path as sent only, for upstreams known to route exactly.
+    Exact,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -60,6 +82,7 @@ pub enum LogFormat {
 pub struct Config {
     pub listen: SocketAddr,
     pub default: DefaultAction,
+    pub path_matching: PathMatching,
     pub issuer: IssuerConfig,
     pub dpop: DpopConfig,
     pub proxy: ProxyConfig,
@@ -184,8 +207,9 @@ pub fn describe(config: &Config) -> String {
     let _ = writeln!(out, "trusted peers     {}", trusted.join(", "));
     let _ = writeln!(out, "invalid_request   {}", config.errors.invalid_request_status.as_u16());
     let _ = writeln!(out, "default           {:?}", config.default);
+    let _ = writeln!(out, "path_matching     {:?}", config.path_matching);
     for (n, r) in config.routes.iter().enumerate() {
-        let _ = writeln!(out, "route {n:<11} {}", crate::policy::describe(r));
+        let _ = writeln!(out, "route {:<11} {}", n + 1, crate::policy::describe(r));
     }
     out
 }
@@ -240,6 +264,7 @@ enum EnvKind {
 const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("listen", EnvKind::Str),
     ("default", EnvKind::Str),
+    ("path_matching", EnvKind::Str),
     ("issuer.domain", EnvKind::Str),
     ("issuer.url", EnvKind::Str),
     ("issuer.audience", EnvKind::StrOrList),
@@ -337,6 +362,8 @@ struct RawConfig {
     listen: String,
     #[serde(default)]
     default: DefaultAction,
+    #[serde(default)]
+    path_matching: PathMatching,
     issuer: RawIssuer,
     #[serde(default)]
     dpop: RawDpop,
@@ -521,7 +548,19 @@ impl RawConfig {
         }
         let cache = CacheConfig { max_tokens: self.cache.max_tokens };
         if p.0.is_empty() {
-            Ok(Config { listen, default: self.default, issuer, dpop, proxy, errors, routes, headers, log, cache })
+            Ok(Config {
+                listen,
+                default: self.default,
+                path_matching: self.path_matching,
+                issuer,
+                dpop,
+                proxy,
+                errors,
+                routes,
+                headers,
+                log,
+                cache,
+            })
         } else {
             Err(ConfigError { problems: p.0 })
         }

@@ -51,7 +51,7 @@ impl Checker {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Checker {
-            policy: Policy::new(config.routes.clone(), config.default),
+            policy: Policy::new(config.routes.clone(), config.default, config.path_matching),
             challenge: config.challenge_settings(),
             proof: ProofSettings {
                 algorithms: config.dpop.algorithms.clone(),
@@ -133,13 +133,15 @@ impl Checker {
     /// Runs the pipeline. No logging, no counting: a plain function of the request.
     pub async fn decide(&self, request: &CheckRequest) -> Result<Allow, Refusal> {
         let original = gateway::original_request(&self.config.proxy, request)?;
-        let route = match self.policy.route(&original) {
+        let routes = match self.policy.route(&original) {
             Requirement::Public => return Ok(Allow::Anonymous),
             Requirement::Deny => return Err(Reason::NoRouteAllows.into()),
-            Requirement::Token(route) => route,
+            Requirement::Token(routes) => routes,
         };
-        let dpop_required = route.is_some_and(|r| r.dpop_required);
-        self.authorize(request, &original, route).await.map_err(|r| r.with_dpop_required(dpop_required))
+        let dpop_required = routes.iter().any(|r| r.dpop_required);
+        self.authorize(request, &original, &routes, dpop_required)
+            .await
+            .map_err(|r| r.with_dpop_required(dpop_required))
     }
 
     /// Credentials, token, proof, route requirements, and last the proof's one-time use.
@@ -147,10 +149,11 @@ impl Checker {
         &self,
         request: &CheckRequest,
         original: &OriginalRequest,
-        route: Option<&Route>,
+        routes: &[&Route],
+        dpop_required: bool,
     ) -> Result<Allow, Refusal> {
         let credentials = credentials::extract(&request.headers)?;
-        let mode = if route.is_some_and(|r| r.dpop_required) { DpopMode::Required } else { self.config.dpop.mode };
+        let mode = if dpop_required { DpopMode::Required } else { self.config.dpop.mode };
         credentials::admit(&credentials, mode)?;
         let scheme = credentials.scheme();
         let refuse = |reason: Reason| Refusal::new(reason).with_scheme(Some(scheme));
@@ -164,7 +167,7 @@ impl Checker {
                 Some(self.verified_proof(original, raw, proof, jkt).map_err(refuse)?)
             }
         };
-        policy::check(route, &token).map_err(refuse)?;
+        policy::check(routes, &token).map_err(refuse)?;
         let next_nonce = match proof {
             Some(proof) => self.use_proof(&proof).await.map_err(refuse)?,
             None => None,

@@ -15,6 +15,11 @@
 //! its port and without one trailing dot. The DPoP `htu` is compared with the authority the
 //! client wrote, port included (RFC 9449 §4.3, RFC 3986 §6.2.3).
 //!
+//! Method overrides (`X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`, a
+//! `_method` query parameter) are read here too, from the client's own headers, so that
+//! [`crate::policy`] can hold the request to the routes of every method the upstream may
+//! act on.
+//!
 //! Paths are normalized once here (RFC 3986 §6.2.2: escape case, unreserved escapes
 //! decoded, §5.2.4 dot segments removed; `//` merged as nginx does) so that route matching
 //! sees what the upstream serves. Escapes an upstream might read differently (`%2F`, `%5C`,
@@ -49,6 +54,9 @@ pub struct OriginalRequest {
     host: Option<String>,
     /// Normalized, without query or fragment.
     path: String,
+    /// Methods the request asks the upstream to act on instead of `method`, upper-cased:
+    /// the method-override headers and `_method` query parameters.
+    overrides: Vec<String>,
 }
 
 impl OriginalRequest {
@@ -63,7 +71,11 @@ impl OriginalRequest {
             None => (None, None),
         };
         let (method, path) = (parse_method(method)?, normalize_path(strip_query(uri))?);
-        Ok(OriginalRequest { method, scheme, authority, host, path })
+        let mut request = OriginalRequest { method, scheme, authority, host, path, overrides: Vec::new() };
+        for value in query_values(uri, "_method") {
+            request.add_override(&value)?;
+        }
+        Ok(request)
     }
 
     /// From a method and an absolute URL, as ingress-nginx describes a request.
@@ -93,6 +105,28 @@ impl OriginalRequest {
         &self.path
     }
 
+    /// The method overrides the request carries (`X-HTTP-Method-Override`, `X-HTTP-Method`,
+    /// `X-Method-Override`, `_method` in the query), upper-cased as frameworks read them.
+    pub fn method_overrides(&self) -> &[String] {
+        &self.overrides
+    }
+
+    /// Records an override; empty values are ignored, as frameworks ignore them.
+    fn add_override(&mut self, value: &str) -> Result<(), Reason> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Ok(());
+        }
+        let method = parse_method(&value.to_ascii_uppercase()).map_err(|_| Reason::BadMethodOverride)?;
+        if !self.overrides.contains(&method) {
+            if self.overrides.len() == MAX_OVERRIDES {
+                return Err(Reason::BadMethodOverride);
+            }
+            self.overrides.push(method);
+        }
+        Ok(())
+    }
+
     /// `scheme://host[:port]`, when the host is known.
     pub fn origin(&self) -> Option<String> {
         self.authority.as_ref().map(|authority| format!("{}://{authority}", self.scheme))
@@ -108,6 +142,16 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 
+/// The headers with which frameworks let a request name the method to act on.
+const METHOD_OVERRIDE_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
+];
+
+/// More distinct overrides than any client needs: refused rather than read.
+const MAX_OVERRIDES: usize = 4;
+
 /// Reconstructs the original request from the configured dialect.
 pub fn original_request(proxy: &ProxyConfig, check: &CheckRequest) -> Result<OriginalRequest, Reason> {
     let trusted = proxy.trusted.iter().any(|net| net.contains(&check.peer));
@@ -119,7 +163,9 @@ pub fn original_request(proxy: &ProxyConfig, check: &CheckRequest) -> Result<Ori
             return Err(Reason::UntrustedGateway);
         }
         // Nobody vouches for forwarding headers: judge the check request itself.
-        return own_view(check);
+        let mut request = own_view(check)?;
+        add_header_overrides(&mut request, h)?;
+        return Ok(request);
     }
     let mut request = match proxy.gateway {
         Gateway::Nginx => from_parts(
@@ -147,7 +193,22 @@ pub fn original_request(proxy: &ProxyConfig, check: &CheckRequest) -> Result<Ori
     {
         request.path = prefixed(prefix, &request.path)?;
     }
+    add_header_overrides(&mut request, h)?;
     Ok(request)
+}
+
+/// The method-override headers, every occurrence and every comma-separated value: the
+/// client's own headers, which gateways pass to the check as they pass them upstream.
+fn add_header_overrides(request: &mut OriginalRequest, headers: &HeaderMap) -> Result<(), Reason> {
+    for name in &METHOD_OVERRIDE_HEADERS {
+        for value in headers.get_all(name) {
+            let text = value.to_str().map_err(|_| Reason::BadMethodOverride)?;
+            for item in text.split(',') {
+                request.add_override(item)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether the check carries its dialect's method or URI header, as only a gateway's does.
@@ -311,6 +372,50 @@ pub fn parse_origin(origin: &str) -> Option<String> {
 
 fn strip_query(uri: &str) -> &str {
     uri.split(['?', '#']).next().unwrap_or(uri)
+}
+
+/// Every value of the query parameter `name`, percent- and `+`-decoded as form parsers do
+/// (names too: `%5Fmethod` is `_method`); `&` and `;` both separate parameters.
+fn query_values(uri: &str, name: &str) -> Vec<String> {
+    let Some(query) = uri.split('#').next().and_then(|u| u.split_once('?')).map(|(_, q)| q) else {
+        return Vec::new();
+    };
+    query
+        .split(['&', ';'])
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (form_decode(key) == name).then(|| form_decode(value))
+        })
+        .collect()
+}
+
+/// `application/x-www-form-urlencoded` decoding; a malformed escape stays as written.
+fn form_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (bytes[i], escaped) {
+            (_, Some(value)) => {
+                out.push(value);
+                i += 3;
+            }
+            (b'+', None) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, None) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `X-Forwarded-Prefix` in front of the path; it must itself be a plain absolute path.

@@ -113,7 +113,7 @@ fn check(path: &std::path::Path, explain: Option<&[String]>) -> ExitCode {
         }
         Some([method, url]) => match tollgate::gateway::OriginalRequest::from_url(method, url) {
             Ok(request) => {
-                let policy = tollgate::policy::Policy::new(config.routes, config.default);
+                let policy = tollgate::policy::Policy::new(config.routes, config.default, config.path_matching);
                 println!("{}", policy.explain(&request));
                 ExitCode::SUCCESS
             }

@@ -7,16 +7,22 @@
 //! route that nginx, Traefik and Envoy would route it to. Paths are matched after
 //! [`crate::gateway::normalize_path`], on whole segments: `/admin` covers `/admin`,
 //! `/admin/users` and `/admin;v=1`, never `/administrator`. Methods are compared exactly
-//! (RFC 9110 §9.1: method names are case-sensitive). Scopes are space-delimited and
+//! (RFC 9110 §9.1: method names are case-sensitive). A request is matched under each of
+//! its [`readings`] (HEAD as GET, method overrides, folded case, format suffixes) and must
+//! satisfy every route they match. Scopes are space-delimited and
 //! case-sensitive (RFC 6749 §3.3); a missing one answers 403 `insufficient_scope`
 //! (RFC 6750 §3.1).
 
 use serde_json::Value;
 
-use crate::config::DefaultAction;
+use crate::config::{DefaultAction, PathMatching};
 use crate::gateway::{self, OriginalRequest};
 use crate::refusal::Reason;
 use crate::token::VerifiedToken;
+
+mod readings;
+
+pub use readings::{Reading, readings};
 
 /// A host to match: exact, or any subdomain of a suffix (`*.example.com`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,14 +69,16 @@ pub enum PathMatch {
 }
 
 impl PathMatch {
-    fn matches(&self, path: &str) -> bool {
+    /// Normalized paths are ASCII, so folding is byte-wise and slicing stays on boundaries.
+    fn matches(&self, path: &str, fold_case: bool) -> bool {
+        let same = |a: &str, b: &str| if fold_case { a.eq_ignore_ascii_case(b) } else { a == b };
         match self {
             PathMatch::Any => true,
-            PathMatch::Exact(p) => path == p,
-            PathMatch::Prefix(prefix) => match path.strip_prefix(prefix.as_str()) {
-                None => false,
-                Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with(['/', ';']),
-            },
+            PathMatch::Exact(p) => same(path, p),
+            PathMatch::Prefix(prefix) => {
+                let Some((head, rest)) = path.split_at_checked(prefix.len()) else { return false };
+                same(head, prefix) && (prefix.ends_with('/') || rest.is_empty() || rest.starts_with(['/', ';']))
+            }
         }
     }
 }
@@ -99,63 +107,99 @@ pub struct Route {
 }
 
 impl Route {
-    fn matches(&self, request: &OriginalRequest) -> bool {
-        self.host.as_ref().is_none_or(|h| request.host().is_some_and(|host| h.matches(host)))
-            && self.path.matches(request.path())
-            && self.methods.as_ref().is_none_or(|m| m.iter().any(|m| m == request.method()))
+    fn matches(&self, host: Option<&str>, reading: &Reading<'_>) -> bool {
+        self.host.as_ref().is_none_or(|h| host.is_some_and(|host| h.matches(host)))
+            && self.path.matches(reading.path, reading.fold_case)
+            && self.methods.as_ref().is_none_or(|m| m.iter().any(|m| m == reading.method))
     }
 }
 
 /// What the policy asks of a request, decided before any token is looked at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Requirement<'a> {
-    /// A public route: let it through without credentials.
+    /// A public route for every reading: let it through without credentials.
     Public,
-    /// A valid token, plus whatever this route requires (none when no route matched).
-    Token(Option<&'a Route>),
-    /// No route matched and the default is to deny.
+    /// A valid token, plus what each of these routes requires (none: only routes without
+    /// requirements beyond a token, or no route and `default = "authenticated"`).
+    Token(Vec<&'a Route>),
+    /// A reading matched no route and the default is to deny.
     Deny,
 }
 
-/// The ordered routes and the default for requests no route matches.
+/// The ordered routes, the default for requests no route matches, and which readings of a
+/// request the routes must hold for.
 #[derive(Debug, Clone)]
 pub struct Policy {
     routes: Vec<Route>,
     default: DefaultAction,
+    path_matching: PathMatching,
 }
 
 impl Policy {
-    pub fn new(routes: Vec<Route>, default: DefaultAction) -> Self {
-        Policy { routes, default }
+    pub fn new(routes: Vec<Route>, default: DefaultAction, path_matching: PathMatching) -> Self {
+        Policy { routes, default, path_matching }
     }
 
     pub fn routes(&self) -> &[Route] {
         &self.routes
     }
 
-    /// Which route `request` matches and what it must bring, in words (`tollgate check --explain`).
+    /// Which routes `request` matches under each reading and what it must bring, in words
+    /// (`tollgate check --explain`).
     pub fn explain(&self, request: &OriginalRequest) -> String {
-        let url =
-            format!("{} {}://{}{}", request.method(), request.scheme(), request.host().unwrap_or(""), request.path());
-        match self.routes.iter().position(|r| r.matches(request)) {
-            Some(n) => format!("{url}\n  matches route {n}: {}", describe(&self.routes[n])),
-            None => match self.default {
-                DefaultAction::Deny => format!("{url}\n  matches no route: denied (default = \"deny\")"),
-                DefaultAction::Authenticated => {
-                    format!("{url}\n  matches no route: a valid token is enough (default = \"authenticated\")")
-                }
-            },
+        let host = request.host().unwrap_or("");
+        let mut out = format!("{} {}://{host}{}", request.method(), request.scheme(), request.path());
+        for reading in readings(request, self.path_matching) {
+            let matched = match self.first_match(request, &reading) {
+                Some(n) => format!("route {}: {}", n + 1, describe(&self.routes[n])),
+                None if !reading.as_sent => "no route (adds nothing)".to_string(),
+                None => format!("no route: default = \"{}\"", self.default.as_str()),
+            };
+            out.push_str(&format!("\n  read as {} -> {matched}", reading.describe()));
         }
+        let decision = match self.route(request) {
+            Requirement::Public => "public: no token needed".to_string(),
+            Requirement::Deny => "denied: a reading matches no route and default = \"deny\"".to_string(),
+            Requirement::Token(routes) if routes.is_empty() => "a valid token is enough".to_string(),
+            Requirement::Token(routes) => {
+                let numbers: Vec<String> = routes.iter().map(|r| (self.position(r) + 1).to_string()).collect();
+                format!("a valid token meeting route {}", numbers.join(" and route "))
+            }
+        };
+        out.push_str(&format!("\n  decision: {decision}"));
+        out
     }
 
-    /// The first route that matches, turned into what the request must bring.
+    /// What the request must bring so that every reading of it is allowed: the strictest
+    /// answer wins, and the requirements of every route matched add up.
     pub fn route(&self, request: &OriginalRequest) -> Requirement<'_> {
-        match self.routes.iter().find(|r| r.matches(request)) {
-            Some(route) if route.public => Requirement::Public,
-            Some(route) => Requirement::Token(Some(route)),
-            None if self.default == DefaultAction::Deny => Requirement::Deny,
-            None => Requirement::Token(None),
+        let mut routes: Vec<&Route> = Vec::new();
+        let mut public = true;
+        for reading in readings(request, self.path_matching) {
+            match self.first_match(request, &reading).map(|n| &self.routes[n]) {
+                Some(route) if route.public => {}
+                Some(route) => {
+                    public = false;
+                    if !routes.iter().any(|r| std::ptr::eq(*r, route)) {
+                        routes.push(route);
+                    }
+                }
+                // A derived path reading adds only the routes it matches.
+                None if !reading.as_sent => {}
+                None if self.default == DefaultAction::Deny => return Requirement::Deny,
+                None => public = false,
+            }
         }
+        if public { Requirement::Public } else { Requirement::Token(routes) }
+    }
+
+    /// The index of the first route matching one reading of `request`.
+    fn first_match(&self, request: &OriginalRequest, reading: &Reading<'_>) -> Option<usize> {
+        self.routes.iter().position(|r| r.matches(request.host(), reading))
+    }
+
+    fn position(&self, route: &Route) -> usize {
+        self.routes.iter().position(|r| std::ptr::eq(r, route)).unwrap_or_default()
     }
 }
 
@@ -199,9 +243,13 @@ pub fn describe(route: &Route) -> String {
     format!("{methods} {host} {path} -> {needs}")
 }
 
-/// Whether a verified token meets a route's requirements.
-pub fn check(route: Option<&Route>, token: &VerifiedToken) -> Result<(), Reason> {
-    let Some(route) = route else { return Ok(()) };
+/// Whether a verified token meets the requirements of every route a request matched.
+pub fn check(routes: &[&Route], token: &VerifiedToken) -> Result<(), Reason> {
+    routes.iter().try_for_each(|route| check_route(route, token))
+}
+
+/// Whether a verified token meets one route's requirements.
+fn check_route(route: &Route, token: &VerifiedToken) -> Result<(), Reason> {
     let missing: Vec<&str> = route.scopes.iter().filter(|s| !token.has_scope(s)).map(String::as_str).collect();
     if !missing.is_empty() {
         return Err(Reason::InsufficientScope { scope: route.scopes.join(" ") });

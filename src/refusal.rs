@@ -94,6 +94,9 @@ pub enum Reason {
     /// A gateway header that cannot describe one request: repeated, or a list where one
     /// value belongs (`X-Forwarded-Host: a, b`), an unknown scheme, a bad method. 400 `invalid_request`.
     BadForwardedHeader,
+    /// A method override (`X-HTTP-Method-Override` and the like, `_method`) that is not a
+    /// method token, or more of them than a client needs. 400 `invalid_request`.
+    BadMethodOverride,
     /// An original path that the upstream might read differently from tollgate: encoded
     /// `/`, `\`, NUL or dot segments. 400 `invalid_request`.
     AmbiguousPath,
@@ -232,6 +235,7 @@ impl Reason {
             | MissingProof
             | MultipleProofs
             | BadForwardedHeader
+            | BadMethodOverride
             | AmbiguousPath => (Status::BadRequest, INVALID_REQUEST),
             GatewayHeadersMissing | UntrustedGateway => (Status::GatewayError, None),
             TokenTooLarge | MalformedToken | MalformedHeader | AlgorithmNotAllowed | CriticalHeader
@@ -281,6 +285,7 @@ impl Reason {
             MissingProof => "DPoP scheme without a DPoP proof",
             MultipleProofs => "more than one DPoP proof",
             BadForwardedHeader => "invalid forwarded request header",
+            BadMethodOverride => "invalid method override",
             AmbiguousPath => "ambiguous request path",
             GatewayHeadersMissing => "gateway did not describe the original request",
             UntrustedGateway => "gateway not trusted to describe the original request",
@@ -348,6 +353,7 @@ impl Reason {
             MissingProof => "missing_proof",
             MultipleProofs => "multiple_proofs",
             BadForwardedHeader => "bad_forwarded_header",
+            BadMethodOverride => "bad_method_override",
             AmbiguousPath => "ambiguous_path",
             GatewayHeadersMissing => "gateway_headers_missing",
             UntrustedGateway => "untrusted_gateway",

@@ -43,7 +43,9 @@ async fn auth(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let path = uri.path().strip_prefix("/auth").unwrap_or_default().to_string();
+    // The query stays: Envoy appends the original request's path and query after `/auth`.
+    let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+    let path = target.strip_prefix("/auth").unwrap_or_default().to_string();
     let request = CheckRequest { peer: peer.ip().to_canonical(), method, path, headers };
     into_response(checker.check(&request).await)
 }

@@ -224,8 +224,17 @@ fn check_explain_names_the_matching_route() {
     };
     let (ok, text) = explain("POST", "https://api.example.com/admin/x");
     assert!(ok);
-    assert!(text.contains("matches route 0: POST any host /admin/** -> a valid token, scopes w"), "{text}");
+    assert!(
+        text.contains("read as POST /admin/x -> route 1: POST any host /admin/** -> a valid token, scopes w"),
+        "{text}"
+    );
+    assert!(text.contains("decision: a valid token meeting route 1"), "{text}");
     let (_, text) = explain("GET", "https://api.example.com/admin/x");
-    assert!(text.contains("matches no route: a valid token is enough"), "{text}");
+    assert!(text.contains("read as GET /admin/x -> no route: default = \"authenticated\""), "{text}");
+    assert!(text.contains("decision: a valid token is enough"), "{text}");
+    // The readings that decided: the override and the case-folded path.
+    let (_, text) = explain("GET", "https://api.example.com/ADMIN/x?_method=post");
+    assert!(text.contains("read as POST /ADMIN/x (case folded) -> route 1"), "{text}");
+    assert!(text.contains("decision: a valid token meeting route 1"), "{text}");
     assert!(!explain("GET", "/relative").0);
 }

@@ -125,6 +125,16 @@ async fn dpop_htu_keeps_the_port_of_a_routed_host() {
 }
 
 #[tokio::test]
+async fn methods_are_judged_as_the_upstream_acts_on_them() {
+    e2e::method_readings_hold(&stack().await).await;
+}
+
+#[tokio::test]
+async fn paths_are_judged_as_upstream_routers_read_them() {
+    e2e::path_readings_hold(&stack().await).await;
+}
+
+#[tokio::test]
 async fn a_trust_list_missing_the_gateway_fails_closed() {
     let stack = Stack::start(&Nginx::new(), Options { trusted: e2e::UNTRUSTED, ..Options::default() }).await;
     e2e::a_trust_list_missing_the_gateway_fails_closed(&stack).await;

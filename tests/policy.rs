@@ -167,3 +167,86 @@ fn a_route_cannot_require_dpop_when_dpop_is_disabled() {
     let error = tollgate::config::Config::load(&text, &Default::default()).unwrap_err();
     assert_eq!(error.problems[0].key, "routes");
 }
+
+const UPSTREAM_RULES: &str = r#"
+[[routes]]
+path_prefix = "/reports"
+methods = ["GET"]
+scopes = ["read:reports"]
+
+[[routes]]
+path_prefix = "/admin"
+methods = ["POST", "DELETE"]
+scopes = ["write:admin"]
+
+[[routes]]
+path_prefix = "/admin"
+scopes = ["admin"]
+
+[[routes]]
+path = "/exact"
+scopes = ["exact"]
+"#;
+
+/// A check in the nginx dialect for `method uri`, with extra client headers.
+async fn nginx_check(app: &TestApp, method: &str, uri: &str, token: &str, extra: &[(&str, &str)]) -> Answer {
+    let auth = format!("Bearer {token}");
+    let mut headers = vec![("x-original-method", method), ("x-original-uri", uri), ("authorization", &auth)];
+    headers.extend_from_slice(extra);
+    app.get("", &headers).await
+}
+
+/// Issues 15 and 16's tables: with scope `read` every row used to pass; each is now held
+/// to the route the upstream would act on.
+#[tokio::test]
+async fn requests_are_judged_as_the_upstream_acts_on_them() {
+    let app = TestApp::with_gateway("nginx", UPSTREAM_RULES).await;
+    let read = app.token().claim("scope", json!("read")).sign();
+    let cases: &[(&str, &str, &[(&str, &str)], &str)] = &[
+        ("GET", "/reports/q", &[], "read:reports"),
+        ("HEAD", "/reports/q", &[], "read:reports"),
+        ("GET", "/admin/x", &[("x-http-method-override", "DELETE")], "admin write:admin"),
+        ("GET", "/admin/x", &[("x-http-method-override", "delete")], "admin write:admin"),
+        ("POST", "/admin/x?_method=DELETE", &[], "write:admin"),
+        ("GET", "/ADMIN/users", &[], "admin"),
+        ("GET", "/Admin", &[], "admin"),
+        ("GET", "/admin.json", &[], "admin"),
+        ("GET", "/EXACT", &[], "exact"),
+        ("GET", "/exact.xml", &[], "exact"),
+    ];
+    for (method, uri, extra, needed) in cases {
+        let answer = nginx_check(&app, method, uri, &read, extra).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{method} {uri} {extra:?}: {}", answer.body);
+        let first_scope = needed.split(' ').next().unwrap_or_default();
+        assert!(
+            answer.challenges()[0].contains(&format!("scope=\"{first_scope}")),
+            "{method} {uri}: {:?}",
+            answer.challenges()
+        );
+        // With every scope the readings need, the request passes.
+        let enough = app.token().claim("scope", json!(format!("read {needed}"))).sign();
+        let answer = nginx_check(&app, method, uri, &enough, extra).await;
+        assert_eq!(answer.status, StatusCode::OK, "{method} {uri} {extra:?} with {needed}: {}", answer.body);
+    }
+}
+
+#[tokio::test]
+async fn an_unreadable_method_override_is_an_invalid_request() {
+    let app = TestApp::with_gateway("nginx", UPSTREAM_RULES).await;
+    let read = app.token().claim("scope", json!("read")).sign();
+    let answer = nginx_check(&app, "GET", "/admin/x", &read, &[("x-http-method-override", "DEL ETE")]).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(answer.challenges()[0].contains("invalid method override"), "{:?}", answer.challenges());
+}
+
+#[tokio::test]
+async fn exact_path_matching_reads_the_path_as_sent() {
+    let rules = format!("path_matching = \"exact\"\n{UPSTREAM_RULES}");
+    let app = TestApp::with_gateway("nginx", &rules).await;
+    let read = app.token().claim("scope", json!("read")).sign();
+    for uri in ["/ADMIN/users", "/admin.json", "/EXACT", "/exact.xml"] {
+        assert_eq!(nginx_check(&app, "GET", uri, &read, &[]).await.status, StatusCode::OK, "{uri}");
+    }
+    // Methods are still read as the upstream acts on them.
+    assert_eq!(nginx_check(&app, "HEAD", "/reports/q", &read, &[]).await.status, StatusCode::FORBIDDEN);
+}

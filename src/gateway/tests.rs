@@ -288,3 +288,41 @@ fn arbitrary_paths_never_panic_and_normal_forms_are_stable() {
         }
     }
 }
+
+#[test]
+fn method_overrides_are_read_from_every_header_and_the_query() {
+    let pairs = [
+        ("x-original-method", "GET"),
+        ("x-original-uri", "/admin/x?a=1&%5Fmethod=put;_method=patch"),
+        ("x-http-method-override", "delete"),
+        ("x-http-method", " Post , DELETE"),
+        ("x-method-override", ""),
+    ];
+    let got = original(Gateway::Nginx, &pairs).unwrap();
+    assert_eq!(got.method(), "GET");
+    assert_eq!(got.method_overrides(), ["PUT", "PATCH", "DELETE", "POST"]);
+    // From an untrusted peer too: an override only ever adds readings.
+    let request = check("10.9.9.9", "GET", "/admin?_method=DELETE", &[("x-method-override", "PURGE")]);
+    let got = original_request(&proxy(Gateway::Envoy), &request).unwrap();
+    assert_eq!(got.method_overrides(), ["DELETE", "PURGE"]);
+}
+
+#[test]
+fn unreadable_or_too_many_method_overrides_are_refused() {
+    for (name, value) in
+        [("x-http-method-override", "DEL ETE"), ("x-http-method", "GET;x"), ("x-method-override", "A,B,C,D,E")]
+    {
+        let pairs = [("x-original-method", "GET"), ("x-original-uri", "/"), (name, value)];
+        assert_eq!(original(Gateway::Nginx, &pairs), Err(Reason::BadMethodOverride), "{name}: {value}");
+    }
+    let pairs = [("x-original-method", "GET"), ("x-original-uri", "/?_method=a%20b")];
+    assert_eq!(original(Gateway::Nginx, &pairs), Err(Reason::BadMethodOverride));
+}
+
+#[test]
+fn query_values_are_form_decoded() {
+    assert_eq!(query_values("/p?_method=a+b%41&x=1#_method=no", "_method"), ["a bA"]);
+    assert_eq!(query_values("/p?_method", "_method"), [""]);
+    assert_eq!(query_values("/p?%zz=1&_method=%zz", "_method"), ["%zz"]);
+    assert!(query_values("/p", "_method").is_empty());
+}

@@ -140,6 +140,7 @@ fn all_reasons() -> Vec<Reason> {
         MissingProof,
         MultipleProofs,
         BadForwardedHeader,
+        BadMethodOverride,
         AmbiguousPath,
         GatewayHeadersMissing,
         UntrustedGateway,

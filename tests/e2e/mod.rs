@@ -176,6 +176,16 @@ public = true
 path_prefix = "/admin"
 scopes = ["write:admin"]
 
+[[routes]]
+path_prefix = "/reports"
+methods = ["GET"]
+scopes = ["read:reports"]
+
+[[routes]]
+path_prefix = "/orders"
+methods = ["DELETE"]
+scopes = ["delete:orders"]
+
 [headers]
 "X-Auth-Email" = "email"
 
@@ -926,6 +936,65 @@ pub fn without_ansi(text: &str) -> String {
     out
 }
 
+/// Methods as the upstream acts on them: HEAD is held to the GET route of /reports, and a
+/// method override (each header, lower case, several at once, `_method`) to the DELETE
+/// route of /orders. The override headers never reach the upstream (the shipped configs
+/// drop them); a `_method` parameter does, and was judged.
+pub async fn method_readings_hold(stack: &Stack) {
+    let reader = format!("Bearer {}", stack.token());
+    let reply = stack.send("HEAD", "/reports/q", &[("authorization", &reader)]).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "HEAD /reports/q: {reply:?}{}", stack.logs());
+    let reports = format!("Bearer {}", stack.issuer.token("read read:reports"));
+    let reply = stack.send("HEAD", "/reports/q", &[("authorization", &reports)]).await;
+    assert_eq!(reply.status, StatusCode::OK, "HEAD with read:reports: {reply:?}{}", stack.logs());
+
+    let overridden: [&[(&str, &str)]; 5] = [
+        &[("x-http-method-override", "DELETE")],
+        &[("x-http-method", "DELETE")],
+        &[("x-method-override", "delete")],
+        &[("x-http-method-override", "PUT"), ("x-method-override", "DELETE")],
+        &[("x-http-method-override", "PATCH, DELETE")],
+    ];
+    for headers in overridden {
+        let mut all = vec![("authorization", reader.as_str())];
+        all.extend_from_slice(headers);
+        let reply = stack.send("GET", "/orders/1", &all).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{headers:?}: {reply:?}{}", stack.logs());
+        assert!(reply.challenges()[0].contains(r#"scope="delete:orders""#), "{reply:?}");
+    }
+    let reply = stack.send("POST", "/orders/1?_method=DELETE", &[("authorization", &reader)]).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "_method=DELETE: {reply:?}");
+
+    let deleter = format!("Bearer {}", stack.issuer.token("read delete:orders"));
+    let headers = [
+        ("authorization", deleter.as_str()),
+        ("x-http-method-override", "DELETE"),
+        ("x-http-method", "DELETE"),
+        ("x-method-override", "DELETE"),
+    ];
+    let upstream = stack.send("GET", "/orders/1", &headers).await.upstream();
+    for name in ["x-http-method-override", "x-http-method", "x-method-override"] {
+        assert_empty_or_absent(&upstream, name);
+    }
+    // An override to a method no route names: the routes of GET still decide.
+    let headers = [("authorization", reader.as_str()), ("x-http-method-override", "PURGE")];
+    assert_eq!(stack.send("GET", "/orders/1", &headers).await.status, StatusCode::OK);
+}
+
+/// Paths as upstream routers read them (`path_matching = "strict"`): case folded and
+/// without a format suffix, `/admin` still needs `write:admin`.
+pub async fn path_readings_hold(stack: &Stack) {
+    let reader = format!("Bearer {}", stack.token());
+    for path in ["/ADMIN/users", "/Admin", "/admin.json", "/Admin/users.xml"] {
+        let reply = stack.send("GET", path, &[("authorization", &reader)]).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}: {reply:?}{}", stack.logs());
+        assert!(reply.challenges()[0].contains(r#"scope="write:admin""#), "{path}: {reply:?}");
+    }
+    // A public route stays public for its own path, and only for it.
+    assert_eq!(stack.send("GET", "/public/status.json", &[]).await.status, StatusCode::OK);
+    assert_eq!(stack.send("GET", "/PUBLIC/status", &[]).await.status, StatusCode::UNAUTHORIZED);
+}
+
 /// A trust list that leaves the loopback gateway out.
 pub const UNTRUSTED: &str = r#"["10.0.0.5/32"]"#;
 
@@ -1003,6 +1072,16 @@ macro_rules! common_scenarios {
         #[tokio::test]
         async fn dpop_htu_keeps_the_port_of_a_routed_host() {
             e2e::dpop_htu_keeps_the_port_of_a_routed_host(&stack().await).await;
+        }
+
+        #[tokio::test]
+        async fn methods_are_judged_as_the_upstream_acts_on_them() {
+            e2e::method_readings_hold(&stack().await).await;
+        }
+
+        #[tokio::test]
+        async fn paths_are_judged_as_upstream_routers_read_them() {
+            e2e::path_readings_hold(&stack().await).await;
         }
 
         #[tokio::test]
