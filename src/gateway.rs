@@ -10,6 +10,9 @@
 //! for `/auth`. So is a peer *outside* the list that sends them: a gateway missing from
 //! `proxy.trusted` would otherwise have every check judged as a request for `/auth`.
 //!
+//! With nginx, an absolute-form request target whose host disagrees with `Host` is
+//! refused ([`Reason::ConflictingHost`]), since nginx routes on the former.
+//!
 //! The host has two readings. Routes are decided on the host the gateway routed on
 //! (nginx's `server_name`, Traefik's `Host()`, Envoy's virtual hosts): lower-cased, without
 //! its port and without one trailing dot. The DPoP `htu` is compared with the authority the
@@ -136,6 +139,7 @@ impl OriginalRequest {
 const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+const X_ORIGINAL_HOST: HeaderName = HeaderName::from_static("x-original-host");
 const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
 const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -168,12 +172,15 @@ pub fn original_request(proxy: &ProxyConfig, check: &CheckRequest) -> Result<Ori
         return Ok(request);
     }
     let mut request = match proxy.gateway {
-        Gateway::Nginx => from_parts(
-            required(h, &X_ORIGINAL_METHOD)?,
-            required(h, &X_ORIGINAL_URI)?,
-            one(h, &X_FORWARDED_PROTO)?,
-            one(h, &X_FORWARDED_HOST)?,
-        )?,
+        Gateway::Nginx => {
+            let request = from_parts(
+                required(h, &X_ORIGINAL_METHOD)?,
+                required(h, &X_ORIGINAL_URI)?,
+                one(h, &X_FORWARDED_PROTO)?,
+                one(h, &X_FORWARDED_HOST)?,
+            )?;
+            agreeing_on_host(request, one(h, &X_ORIGINAL_HOST)?)?
+        }
         Gateway::IngressNginx => from_url(required(h, &X_ORIGINAL_METHOD)?, required(h, &X_ORIGINAL_URL)?)?,
         Gateway::Traefik | Gateway::Caddy => from_parts(
             required(h, &X_FORWARDED_METHOD)?,
@@ -237,6 +244,21 @@ fn from_parts(method: &str, uri: &str, proto: Option<&str>, host: Option<&str>) 
         return Err(Reason::BadForwardedHeader);
     }
     OriginalRequest::new(method, proto.unwrap_or("http"), host, uri)
+}
+
+/// nginx routes on the request line's host when the target is in absolute form (RFC 9112
+/// §3.2.2: `GET http://admin.example.com/x` with `Host: other.example.com` goes to
+/// `admin.example.com`), while `X-Forwarded-Host: $http_host` carries the `Host` header,
+/// which the DPoP `htu` needs for its port. The shipped config also sends
+/// `X-Original-Host: $host`, the host nginx routed on: when the two disagree the request
+/// is refused, so the route is never decided on a host nginx did not route on.
+fn agreeing_on_host(request: OriginalRequest, routed: Option<&str>) -> Result<OriginalRequest, Reason> {
+    let (Some(routed), Some(host)) = (routed, request.host()) else { return Ok(request) };
+    let routed = Authority::parse(routed, request.scheme)?;
+    if routed.routed_host() != host {
+        return Err(Reason::ConflictingHost);
+    }
+    Ok(request)
 }
 
 /// ingress-nginx sends the whole URL: `X-Original-URL: https://host/path?query`.

@@ -94,6 +94,9 @@ pub enum Reason {
     /// A gateway header that cannot describe one request: repeated, or a list where one
     /// value belongs (`X-Forwarded-Host: a, b`), an unknown scheme, a bad method. 400 `invalid_request`.
     BadForwardedHeader,
+    /// The host nginx routed on (`X-Original-Host`: an absolute-form request target's)
+    /// is not the `Host` header's (`X-Forwarded-Host`). 400 `invalid_request`.
+    ConflictingHost,
     /// A method override (`X-HTTP-Method-Override` and the like, `_method`) that is not a
     /// method token, or more of them than a client needs. 400 `invalid_request`.
     BadMethodOverride,
@@ -236,6 +239,7 @@ impl Reason {
             | MultipleProofs
             | BadForwardedHeader
             | BadMethodOverride
+            | ConflictingHost
             | AmbiguousPath => (Status::BadRequest, INVALID_REQUEST),
             GatewayHeadersMissing | UntrustedGateway => (Status::GatewayError, None),
             TokenTooLarge | MalformedToken | MalformedHeader | AlgorithmNotAllowed | CriticalHeader
@@ -286,6 +290,7 @@ impl Reason {
             MultipleProofs => "more than one DPoP proof",
             BadForwardedHeader => "invalid forwarded request header",
             BadMethodOverride => "invalid method override",
+            ConflictingHost => "request target and Host header name different hosts",
             AmbiguousPath => "ambiguous request path",
             GatewayHeadersMissing => "gateway did not describe the original request",
             UntrustedGateway => "gateway not trusted to describe the original request",
@@ -354,6 +359,7 @@ impl Reason {
             MultipleProofs => "multiple_proofs",
             BadForwardedHeader => "bad_forwarded_header",
             BadMethodOverride => "bad_method_override",
+            ConflictingHost => "conflicting_host",
             AmbiguousPath => "ambiguous_path",
             GatewayHeadersMissing => "gateway_headers_missing",
             UntrustedGateway => "untrusted_gateway",

@@ -119,6 +119,32 @@ async fn host_route_holds_for_every_written_host() {
     assert_eq!(received(&upstream, "host"), [e2e::ADMIN_HOST], "{upstream}");
 }
 
+/// nginx routes and proxies an absolute-form request by its request line (RFC 9112
+/// §3.2.2), whatever `Host` says: tollgate must never judge it on the `Host` header.
+#[tokio::test]
+async fn an_absolute_form_target_is_judged_on_the_host_nginx_routes_on() {
+    let stack = stack().await;
+    let port = stack.base.rsplit(':').next().expect("port").to_string();
+    let admin = e2e::ADMIN_HOST;
+    let reader = format!("Authorization: Bearer {}", stack.token());
+    for target in [format!("http://{admin}/secret"), format!("http://{admin}:{port}/secret")] {
+        let head = format!("GET {target} HTTP/1.1\r\nHost: other.example.com\r\n{reader}");
+        let reply = stack.send_raw(&head).await;
+        // nginx passes only 401 and 403 on: tollgate's 400 is configured as 401 here.
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{target}: {reply:?}{}", stack.logs());
+        assert!(reply.challenges()[0].contains(r#"error="invalid_request""#), "{target}: {reply:?}");
+    }
+    // Request line and Host agreeing: judged on that host, the admin route applies.
+    let head = format!("GET http://{admin}/secret HTTP/1.1\r\nHost: {admin}\r\n{reader}");
+    assert_eq!(stack.send_raw(&head).await.status, StatusCode::FORBIDDEN);
+    let head = format!(
+        "GET http://{admin}/secret HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer {}",
+        stack.issuer.token("read admin")
+    );
+    let upstream = stack.send_raw(&head).await.upstream();
+    assert_eq!(received(&upstream, "host"), [admin], "{upstream}");
+}
+
 #[tokio::test]
 async fn dpop_htu_keeps_the_port_of_a_routed_host() {
     e2e::dpop_htu_keeps_the_port_of_a_routed_host(&stack().await).await;

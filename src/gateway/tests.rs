@@ -326,3 +326,27 @@ fn query_values_are_form_decoded() {
     assert_eq!(query_values("/p?%zz=1&_method=%zz", "_method"), ["%zz"]);
     assert!(query_values("/p", "_method").is_empty());
 }
+
+#[test]
+fn nginx_refuses_a_routed_host_other_than_the_host_header() {
+    let base = [("x-original-method", "GET"), ("x-original-uri", "/secret"), ("x-forwarded-proto", "http")];
+    let with = |pairs: &[(&'static str, &'static str)]| original(Gateway::Nginx, &[base.as_slice(), pairs].concat());
+    // Absolute form: nginx routed on admin.example.com, the Host header says other.
+    let conflicting = [("x-forwarded-host", "other.example.com"), ("x-original-host", "admin.example.com")];
+    assert_eq!(with(&conflicting), Err(Reason::ConflictingHost));
+    // Agreeing (nginx's $host has no port, no trailing dot, lower case): the Host header
+    // keeps its port for the htu.
+    let agreeing = [("x-forwarded-host", "Admin.Example.com.:8000"), ("x-original-host", "admin.example.com")];
+    let got = with(&agreeing).unwrap();
+    assert_eq!(
+        (got.host(), got.origin().as_deref()),
+        (Some("admin.example.com"), Some("http://admin.example.com.:8000"))
+    );
+    // Without either one there is nothing to compare (older configs, HTTP/1.0).
+    assert!(with(&[("x-forwarded-host", "a.example")]).is_ok());
+    assert!(with(&[("x-original-host", "a.example")]).is_ok());
+    assert_eq!(
+        with(&[("x-forwarded-host", "a.example"), ("x-original-host", "a..b")]),
+        Err(Reason::BadForwardedHeader)
+    );
+}

@@ -141,6 +141,7 @@ fn all_reasons() -> Vec<Reason> {
         MultipleProofs,
         BadForwardedHeader,
         BadMethodOverride,
+        ConflictingHost,
         AmbiguousPath,
         GatewayHeadersMissing,
         UntrustedGateway,

@@ -485,6 +485,22 @@ impl Stack {
         Reply { status, headers, body }
     }
 
+    /// Sends `head` (request line and headers, `\r\n`-separated, without the blank line)
+    /// through the gateway byte for byte, with `Connection: close`: for requests an HTTP
+    /// client library will not write, such as an absolute-form target.
+    pub async fn send_raw(&self, head: &str) -> Reply {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let addr = self.base.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to the gateway");
+        let request = format!("{head}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write request");
+        let mut raw = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw)).await;
+        read.expect("the gateway answers within 10 s").expect("read answer");
+        parse_reply(&raw)
+            .unwrap_or_else(|| panic!("not an HTTP answer: {:?}{}", String::from_utf8_lossy(&raw), self.logs()))
+    }
+
     /// tollgate's `/metrics` text, fetched directly (not through the gateway).
     pub async fn metrics(&self) -> String {
         let url = format!("{}/metrics", self.check_base);
@@ -535,6 +551,36 @@ impl Reply {
     pub fn upstream(&self) -> Value {
         assert_eq!(self.status, StatusCode::OK, "expected the upstream's answer; got: {self:?}");
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("upstream body is not JSON ({e}): {}", self.body))
+    }
+}
+
+/// An HTTP/1.1 answer read to the end of the connection (`Content-Length` or chunked).
+fn parse_reply(raw: &[u8]) -> Option<Reply> {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    for line in lines {
+        let (name, value) = line.split_once(':')?;
+        let name = reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).ok()?;
+        headers.append(name, value.trim().parse().ok()?);
+    }
+    let chunked = headers.get("transfer-encoding").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    let body = if chunked { dechunk(body)? } else { body.to_string() };
+    Some(Reply { status: StatusCode::from_u16(status).ok()?, headers, body })
+}
+
+fn dechunk(mut body: &str) -> Option<String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        out.push_str(rest.get(..size)?);
+        body = rest.get(size + 2..)?;
     }
 }
 
