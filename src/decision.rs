@@ -103,6 +103,7 @@ impl Checker {
         let started = Instant::now();
         let decision = self.decide(request).await;
         self.metrics.check_duration.observe(started.elapsed().as_secs_f64());
+        self.log_judged(request, decision.as_ref().map_or_else(|r| r.reason().label(), |_| "allow"));
         match decision {
             Ok(allow) => {
                 self.metrics.allowed.inc();
@@ -116,6 +117,27 @@ impl Checker {
                 refusal::respond(&refusal, &self.challenge)
             }
         }
+    }
+
+    /// At debug, what the check was judged on: the request as rebuilt from the gateway's
+    /// headers, the routes its readings matched, and the outcome. Rebuilt only when debug
+    /// is on, so `decide` stays a plain function and the hot path pays nothing.
+    fn log_judged(&self, request: &CheckRequest, outcome: &str) {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let Ok(original) = gateway::original_request(&self.config.proxy, request) else {
+            return tracing::debug!(peer = %request.peer, outcome, "check judged on no request: its description was refused");
+        };
+        tracing::debug!(
+            method = original.method(),
+            overrides = original.method_overrides().join(","),
+            host = original.host().unwrap_or_default(),
+            path = original.path(),
+            routes = self.policy.summary(&original),
+            outcome,
+            "check judged"
+        );
     }
 
     /// A misconfigured gateway is an error an operator must see; other refusals are debug.

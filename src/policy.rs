@@ -193,6 +193,20 @@ impl Policy {
         if public { Requirement::Public } else { Requirement::Token(routes) }
     }
 
+    /// [`Policy::route`] in a few words, for logs: `public`, `deny`, `token`, or
+    /// `token+routes 2,4` (numbered from 1, as `check` numbers them).
+    pub fn summary(&self, request: &OriginalRequest) -> String {
+        match self.route(request) {
+            Requirement::Public => "public".to_string(),
+            Requirement::Deny => "deny".to_string(),
+            Requirement::Token(routes) if routes.is_empty() => "token".to_string(),
+            Requirement::Token(routes) => {
+                let numbers: Vec<String> = routes.iter().map(|r| (self.position(r) + 1).to_string()).collect();
+                format!("token+routes {}", numbers.join(","))
+            }
+        }
+    }
+
     /// The index of the first route matching one reading of `request`.
     fn first_match(&self, request: &OriginalRequest, reading: &Reading<'_>) -> Option<usize> {
         self.routes.iter().position(|r| r.matches(request.host(), reading))

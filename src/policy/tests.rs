@@ -259,3 +259,13 @@ fn explain_lists_every_reading_and_the_decision() {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
 }
+
+#[test]
+fn the_summary_names_the_routes_that_decided() {
+    let policy = upstream_policy(DefaultAction::Authenticated, PathMatching::Strict);
+    assert_eq!(policy.summary(&request("GET", "h", "/public/x")), "public");
+    assert_eq!(policy.summary(&request("GET", "h", "/orders")), "token");
+    assert_eq!(policy.summary(&request("GET", "h", "/Admin?_method=DELETE")), "token+routes 4,3");
+    let deny = upstream_policy(DefaultAction::Deny, PathMatching::Strict);
+    assert_eq!(deny.summary(&request("GET", "h", "/orders")), "deny");
+}
