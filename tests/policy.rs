@@ -196,13 +196,16 @@ async fn nginx_check(app: &TestApp, method: &str, uri: &str, token: &str, extra:
     app.get("", &headers).await
 }
 
+/// A method, a URI, extra client headers, and the scopes the readings need.
+type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str);
+
 /// Issues 15 and 16's tables: with scope `read` every row used to pass; each is now held
 /// to the route the upstream would act on.
 #[tokio::test]
 async fn requests_are_judged_as_the_upstream_acts_on_them() {
     let app = TestApp::with_gateway("nginx", UPSTREAM_RULES).await;
     let read = app.token().claim("scope", json!("read")).sign();
-    let cases: &[(&str, &str, &[(&str, &str)], &str)] = &[
+    let cases: &[Case] = &[
         ("GET", "/reports/q", &[], "read:reports"),
         ("HEAD", "/reports/q", &[], "read:reports"),
         ("GET", "/admin/x", &[("x-http-method-override", "DELETE")], "admin write:admin"),
