@@ -81,6 +81,9 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// A second address serving only `/healthz`, `/readyz` and `/metrics` (which `listen`
+    /// keeps serving too), for probes and scrapers that must not reach `/auth`.
+    pub ops_listen: Option<SocketAddr>,
     pub default: DefaultAction,
     pub path_matching: PathMatching,
     pub issuer: IssuerConfig,
@@ -195,6 +198,9 @@ pub fn describe(config: &Config) -> String {
     let mut out = String::new();
     let i = &config.issuer;
     let _ = writeln!(out, "listen            {}", config.listen);
+    if let Some(ops) = config.ops_listen {
+        let _ = writeln!(out, "ops_listen        {ops} (/healthz, /readyz, /metrics only)");
+    }
     let _ = writeln!(out, "issuer            {}", i.issuer);
     let _ = writeln!(out, "discovery         {}", i.discovery_url());
     let _ = writeln!(out, "audiences         {}", i.audiences.join(", "));
@@ -263,6 +269,7 @@ enum EnvKind {
 /// Keys settable from the environment, as `TOLLGATE_A__B` for `a.b`.
 const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("listen", EnvKind::Str),
+    ("ops_listen", EnvKind::Str),
     ("default", EnvKind::Str),
     ("path_matching", EnvKind::Str),
     ("issuer.domain", EnvKind::Str),
@@ -360,6 +367,7 @@ fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) {
 struct RawConfig {
     #[serde(default = "default_listen")]
     listen: String,
+    ops_listen: Option<String>,
     #[serde(default)]
     default: DefaultAction,
     #[serde(default)]
@@ -532,6 +540,7 @@ impl RawConfig {
             p.add("listen", format!("not an address such as 127.0.0.1:8080: {:?}", self.listen));
             SocketAddr::from(([127, 0, 0, 1], 8080))
         });
+        let ops_listen = self.ops_listen.as_deref().and_then(|text| ops_address(text, listen, &mut p));
         let issuer = self.issuer.validate(&mut p);
         let dpop = self.dpop.validate(&mut p);
         let proxy = self.proxy.validate(&mut p);
@@ -550,6 +559,7 @@ impl RawConfig {
         if p.0.is_empty() {
             Ok(Config {
                 listen,
+                ops_listen,
                 default: self.default,
                 path_matching: self.path_matching,
                 issuer,
@@ -565,6 +575,23 @@ impl RawConfig {
             Err(ConfigError { problems: p.0 })
         }
     }
+}
+
+/// `ops_listen`: an address of its own, never one `listen` already holds.
+fn ops_address(text: &str, listen: SocketAddr, p: &mut Problems) -> Option<SocketAddr> {
+    let Ok(addr) = text.parse::<SocketAddr>() else {
+        p.add("ops_listen", format!("not an address such as 0.0.0.0:9090: {text:?}"));
+        return None;
+    };
+    if overlaps(addr, listen) {
+        p.add("ops_listen", format!("{addr} overlaps listen ({listen}): give the ops endpoints a port of their own"));
+    }
+    Some(addr)
+}
+
+/// Two addresses that cannot both be bound: one port (not 0), and one IP or a wildcard.
+fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0 && a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 impl RawIssuer {

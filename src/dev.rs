@@ -4,6 +4,7 @@
 //! [`proof`] builds DPoP proofs (RFC 9449 §4.2) for `tollgate proof` and `tollgate dev`.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::rand::SystemRandom;
@@ -39,6 +40,8 @@ pub enum SignError {
     Signing,
     #[error("not a PKCS#8 PEM P-256 private key (make one with `tollgate proof --key FILE --new`)")]
     KeyFile,
+    #[error("not a PKCS#8 PEM RSA private key of 2048 bits or more (remove it to get a new one)")]
+    RsaKeyFile,
 }
 
 impl SigningKey {
@@ -63,24 +66,26 @@ impl SigningKey {
 
     /// A P-256 key from PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`, as `openssl genpkey` writes).
     pub fn p256_from_pem(kid: &str, pem: &str) -> Result<Self, SignError> {
-        let body: String = pem
-            .lines()
-            .map(str::trim)
-            .skip_while(|l| *l != "-----BEGIN PRIVATE KEY-----")
-            .skip(1)
-            .take_while(|l| *l != "-----END PRIVATE KEY-----")
-            .collect();
-        use base64::Engine as _;
-        let der = base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| SignError::KeyFile)?;
+        let der = pem_der(pem).ok_or(SignError::KeyFile)?;
         Self::p256_from_pkcs8(kid, &der)
     }
 
-    /// The key as PKCS#8 PEM; only P-256 keys can be written out.
+    /// An RSA key from PKCS#8 PEM, as [`to_pem`](Self::to_pem) writes it.
+    pub fn rsa_from_pem(kid: &str, pem: &str) -> Result<Self, SignError> {
+        let der = pem_der(pem).ok_or(SignError::RsaKeyFile)?;
+        let pair = RsaKeyPair::from_pkcs8(&der).map_err(|_| SignError::RsaKeyFile)?;
+        Ok(SigningKey { kid: kid.into(), pair: Pair::Rsa(pair) })
+    }
+
+    /// The key as PKCS#8 PEM.
     pub fn to_pem(&self) -> Result<String, SignError> {
+        use aws_lc_rs::encoding::AsDer;
         use base64::Engine as _;
-        let Pair::P256(pair) = &self.pair else { return Err(SignError::KeyFile) };
-        let der = pair.to_pkcs8v1().map_err(|_| SignError::KeyFile)?;
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        let der: Vec<u8> = match &self.pair {
+            Pair::P256(pair) => pair.to_pkcs8v1().map_err(|_| SignError::KeyFile)?.as_ref().to_vec(),
+            Pair::Rsa(pair) => pair.as_der().map_err(|_| SignError::RsaKeyFile)?.as_ref().to_vec(),
+        };
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
         let lines: Vec<&str> = b64.as_bytes().chunks(64).filter_map(|c| std::str::from_utf8(c).ok()).collect();
         Ok(format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n")))
     }
@@ -163,6 +168,29 @@ impl SigningKey {
     }
 }
 
+/// The DER inside a `PRIVATE KEY` PEM block.
+fn pem_der(pem: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let body: String = pem
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| *l != "-----BEGIN PRIVATE KEY-----")
+        .skip(1)
+        .take_while(|l| *l != "-----END PRIVATE KEY-----")
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
+}
+
+/// Writes a private key to a new file (never over an existing one), readable by its owner
+/// only (0600 on Unix).
+pub fn write_key_file(path: &Path, pem: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(path)?, pem.as_bytes())
+}
+
 /// A DPoP proof by `key` for `method` and `url`, bound to `access_token` (`ath`), with a
 /// random `jti` and `iat = now`, and the server `nonce` when one was handed out.
 pub fn proof(
@@ -193,11 +221,16 @@ pub struct DevIssuer {
 }
 
 impl DevIssuer {
-    /// Starts serving discovery and JWKS on `127.0.0.1` at a free port.
+    /// Starts serving discovery and JWKS on `127.0.0.1` at a free port, with a new key.
     pub async fn start() -> std::io::Result<DevIssuer> {
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-        let issuer = format!("http://{}/", listener.local_addr()?);
         let key = SigningKey::rsa("dev-1").map_err(std::io::Error::other)?;
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), key).await
+    }
+
+    /// Starts serving discovery and JWKS at `addr` (port 0: a free one), signing with `key`.
+    pub async fn start_at(addr: SocketAddr, key: SigningKey) -> std::io::Result<DevIssuer> {
+        let listener = TcpListener::bind(addr).await?;
+        let issuer = format!("http://{}/", listener.local_addr()?);
         let jwks = Arc::new(RwLock::new(json!({ "keys": [key.public_jwk()] })));
         let discovery = json!({ "issuer": issuer, "jwks_uri": format!("{issuer}.well-known/jwks.json") });
         let app = Router::new()

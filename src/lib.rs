@@ -21,7 +21,8 @@
 //! - [`allow`] turns a success into upstream headers; [`refusal`] turns every failure into
 //!   status, `WWW-Authenticate` and body, in one function.
 //! - [`server`] is the thin HTTP adapter; [`metrics`] names every metric; [`dev`] runs a
-//!   development issuer and builds proofs for `tollgate dev` and `tollgate proof`.
+//!   development issuer and builds proofs for `tollgate dev` and `tollgate proof`;
+//!   [`health`] is the probe behind `tollgate health`.
 
 pub mod allow;
 pub mod clock;
@@ -31,6 +32,7 @@ pub mod decision;
 pub mod dev;
 pub mod dpop;
 pub mod gateway;
+pub mod health;
 pub mod issuer;
 pub mod jws;
 pub mod metrics;

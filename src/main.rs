@@ -1,5 +1,7 @@
 //! The command line: parse arguments, load the config, start the server. No logic here.
 
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -67,7 +69,24 @@ enum Command {
     Dev {
         /// Address for the check endpoint.
         #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: String,
+        listen: SocketAddr,
+        /// The development issuer's port on 127.0.0.1 (default: any free port). With
+        /// --issuer-key, a gateway or client can be pointed at it across restarts.
+        #[arg(long, default_value_t = 0)]
+        issuer_port: u16,
+        /// The development issuer's RSA key, PKCS#8 PEM: read if the file exists, else
+        /// created (mode 0600), so its JWKS and tokens stay valid across restarts.
+        #[arg(long)]
+        issuer_key: Option<PathBuf>,
+    },
+    /// Ask a running tollgate for /healthz (or /readyz) at the address its config serves
+    /// it on; exit 0 on 200. For container health checks with no shell or curl.
+    Health {
+        #[arg(long)]
+        config: PathBuf,
+        /// Ask /readyz (issuer keys loaded) instead of /healthz.
+        #[arg(long)]
+        ready: bool,
     },
 }
 
@@ -86,9 +105,12 @@ fn main() -> ExitCode {
         (Some(Command::Proof { key, new, jkt, method, url, token, nonce }), _) => {
             proof(&key, new, jkt, method.zip(url).zip(token), nonce.as_deref())
         }
-        (Some(Command::Dev { listen }), _) => runtime.block_on(tollgate_dev::run(&listen)),
+        (Some(Command::Dev { listen, issuer_port, issuer_key }), _) => {
+            runtime.block_on(tollgate_dev::run(listen, issuer_port, issuer_key.as_deref()))
+        }
+        (Some(Command::Health { config, ready }), _) => runtime.block_on(health(&config, ready)),
         (None, None) => {
-            eprintln!("tollgate: give a command (serve --config FILE, check --config FILE, dev); see --help");
+            eprintln!("tollgate: give a command (serve --config FILE, check --config FILE, dev, health); see --help");
             ExitCode::from(2)
         }
     }
@@ -142,24 +164,13 @@ fn proof(
         ExitCode::FAILURE
     };
     if new {
-        let key = match SigningKey::p256("client") {
-            Ok(k) => k,
-            Err(e) => return fail(e.to_string()),
+        return match new_client_key(path) {
+            Ok(jkt) => {
+                println!("{jkt}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => fail(message),
         };
-        let pem = match key.to_pem() {
-            Ok(p) => p,
-            Err(e) => return fail(e.to_string()),
-        };
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, pem.as_bytes()));
-        if let Err(e) = written {
-            return fail(format!("cannot create {}: {e}", path.display()));
-        }
-        println!("{}", key.jkt());
-        return ExitCode::SUCCESS;
     }
     let key = match std::fs::read_to_string(path) {
         Ok(pem) => SigningKey::p256_from_pem("client", &pem),
@@ -174,6 +185,11 @@ fn proof(
         return ExitCode::SUCCESS;
     }
     let Some(((method, url), token)) = request else { return fail("--method, --url and --token are required".into()) };
+    if !is_absolute_http_url(&url) {
+        return fail(format!(
+            "--url must be the absolute http(s) URL the client calls, e.g. https://api.example.com/orders, not {url:?}"
+        ));
+    }
     match dev::proof(&key, &method, &url, &token, nonce, SystemClock.now()) {
         Ok(proof) => {
             println!("{proof}");
@@ -183,9 +199,24 @@ fn proof(
     }
 }
 
+/// `tollgate proof --new`: a P-256 key in a new file only its owner can read; its thumbprint.
+fn new_client_key(path: &std::path::Path) -> Result<String, String> {
+    let key = tollgate::dev::SigningKey::p256("client").map_err(|e| e.to_string())?;
+    let pem = key.to_pem().map_err(|e| e.to_string())?;
+    tollgate::dev::write_key_file(path, &pem).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    Ok(key.jkt())
+}
+
+/// A DPoP `htu` names a scheme and a host: `api.example.com/orders` cannot match any.
+fn is_absolute_http_url(text: &str) -> bool {
+    url::Url::parse(text).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+}
+
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::new(&config.log.level);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour codes only for a person at a terminal, never into files or log collectors.
+    let ansi = std::io::stderr().is_terminal();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -198,27 +229,60 @@ async fn serve(path: PathBuf) -> ExitCode {
     run(config).await
 }
 
+/// The sockets tollgate serves on, bound before anything is printed or fetched.
+struct Listeners {
+    main: tokio::net::TcpListener,
+    ops: Option<tokio::net::TcpListener>,
+}
+
+/// Why an address could not be bound.
+struct BindError {
+    addr: SocketAddr,
+    error: std::io::Error,
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, BindError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|error| BindError { addr, error })
+}
+
+async fn bind_all(config: &Config) -> Result<Listeners, BindError> {
+    let main = bind(config.listen).await?;
+    let ops = match config.ops_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    Ok(Listeners { main, ops })
+}
+
 /// Binds, loads keys in the background, serves until SIGTERM.
 pub async fn run(config: Config) -> ExitCode {
-    let listen = config.listen;
+    match bind_all(&config).await {
+        Ok(listeners) => serve_on(config, listeners).await,
+        Err(BindError { addr, error }) => {
+            tracing::error!(%addr, %error, "cannot listen");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve_on(config: Config, listeners: Listeners) -> ExitCode {
+    let (listen, ops_listen) = (config.listen, config.ops_listen);
     let checker = Checker::from_config(config, Timings::default(), Arc::new(SystemClock) as Arc<dyn Clock>);
     tokio::spawn(checker.issuer().clone().run());
-    let listener = match tokio::net::TcpListener::bind(listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(%listen, error = %e, "cannot listen");
-            return ExitCode::FAILURE;
-        }
-    };
-    tracing::info!(%listen, issuer = %checker.config().issuer.issuer, "tollgate listening");
-    match tollgate::server::serve(
+    let issuer = &checker.config().issuer.issuer;
+    match ops_listen {
+        Some(ops) => tracing::info!(%listen, %ops, %issuer, "tollgate listening (ops endpoints also on ops_listen)"),
+        None => tracing::info!(%listen, %issuer, "tollgate listening"),
+    }
+    let served = tollgate::server::serve_with_ops(
         checker,
-        listener,
+        listeners.main,
+        listeners.ops,
         tollgate::server::HEADER_READ_TIMEOUT,
         tollgate::server::shutdown_signal(),
     )
-    .await
-    {
+    .await;
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server failed");
@@ -227,22 +291,89 @@ pub async fn run(config: Config) -> ExitCode {
     }
 }
 
+/// `tollgate health`: exit 0 when the configured tollgate answers 200.
+async fn health(path: &std::path::Path, ready: bool) -> ExitCode {
+    use tollgate::health::{self, Probe};
+    let Some(config) = load(path) else { return ExitCode::FAILURE };
+    let probe = if ready { Probe::Ready } else { Probe::Live };
+    match health::check(health::probe_address(&config), probe).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tollgate health: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 mod tollgate_dev {
     //! `tollgate dev`: a development issuer, the sidecar pointed at it, and a printed tour.
+
+    use std::path::Path;
+
+    use tollgate::dev::{DevIssuer, SigningKey};
 
     use super::*;
 
     const AUDIENCE: &str = "https://api.tollgate.dev";
 
-    pub async fn run(listen: &str) -> ExitCode {
-        let issuer = match tollgate::dev::DevIssuer::start().await {
+    /// Binds `listen` first, so a busy port fails before anything is printed.
+    pub async fn run(listen: SocketAddr, issuer_port: u16, issuer_key: Option<&Path>) -> ExitCode {
+        let main = match bind(listen).await {
+            Ok(l) => l,
+            Err(BindError { addr, error }) => {
+                eprintln!(
+                    "tollgate dev: cannot listen on {addr}: {error}; choose another address with --listen 127.0.0.1:PORT"
+                );
+                return ExitCode::FAILURE;
+            }
+        };
+        let issuer = match start_issuer(issuer_port, issuer_key).await {
             Ok(i) => i,
             Err(e) => {
                 eprintln!("tollgate dev: cannot start the development issuer: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        let toml = format!(
+        let config = match Config::load(&config_text(listen, issuer.issuer()), &Default::default()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprint!("tollgate dev: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        init_logging(&config);
+        if let Err(e) = tour(&issuer, listen, config.dpop.iat_offset) {
+            eprintln!("tollgate dev: cannot prepare the examples: {e}");
+            return ExitCode::FAILURE;
+        }
+        super::serve_on(config, Listeners { main, ops: None }).await
+    }
+
+    /// The issuer, at a fixed port and with a kept key when asked.
+    async fn start_issuer(port: u16, key_file: Option<&Path>) -> Result<DevIssuer, Box<dyn std::error::Error>> {
+        let key = match key_file {
+            Some(path) => kept_key(path)?,
+            None => SigningKey::rsa("dev-1")?,
+        };
+        Ok(DevIssuer::start_at(SocketAddr::from(([127, 0, 0, 1], port)), key).await?)
+    }
+
+    /// The key in `path`, or a new one written there.
+    fn kept_key(path: &Path) -> Result<SigningKey, Box<dyn std::error::Error>> {
+        match std::fs::read_to_string(path) {
+            Ok(pem) => Ok(SigningKey::rsa_from_pem("dev-1", &pem).map_err(|e| format!("{}: {e}", path.display()))?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = SigningKey::rsa("dev-1")?;
+                tollgate::dev::write_key_file(path, &key.to_pem()?)
+                    .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+                Ok(key)
+            }
+            Err(e) => Err(format!("cannot read {}: {e}", path.display()).into()),
+        }
+    }
+
+    fn config_text(listen: SocketAddr, issuer: &str) -> String {
+        format!(
             r#"
 listen = "{listen}"
 [issuer]
@@ -256,32 +387,20 @@ public = true
 [[routes]]
 path_prefix = "/admin"
 scopes = ["admin"]
-"#,
-            issuer = issuer.issuer()
-        );
-        let config = match Config::load(&toml, &Default::default()) {
-            Ok(c) => c,
-            Err(e) => {
-                eprint!("tollgate dev: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        init_logging(&config);
+"#
+        )
+    }
+
+    /// Prints the tokens and the curl lines.
+    fn tour(issuer: &DevIssuer, listen: SocketAddr, proof_lifetime: i64) -> Result<(), Box<dyn std::error::Error>> {
         let now = SystemClock.now();
-        let Ok(token) = issuer.mint(AUDIENCE, "dev-user", "read:orders", None, now, 3600) else {
-            eprintln!("tollgate dev: cannot sign a token");
-            return ExitCode::FAILURE;
-        };
-        let dpop = match DpopExample::new(&issuer, listen, now) {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("tollgate dev: cannot prepare the DPoP example: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+        let token = issuer.mint(AUDIENCE, "dev-user", "read:orders", None, now, 3600)?;
+        let dpop = DpopExample::new(issuer, listen, now)?;
         let base = format!("http://{listen}");
         println!("tollgate dev: development issuer at {}", issuer.issuer());
-        println!("tollgate dev: sidecar at {base} (gateway dialect: envoy, so /auth/<path> is the request checked)\n");
+        println!("tollgate dev: (--issuer-port and --issuer-key keep its address and key across restarts)");
+        println!("tollgate dev: sidecar at {base} (gateway dialect: envoy, so /auth/<path> is the request checked)");
+        println!("tollgate dev: this binary is {}\n", shell_word(&binary()));
         println!(
             "A token for audience {AUDIENCE}, subject dev-user, scope read:orders, valid 1 hour:\n\n  TOKEN={token}\n"
         );
@@ -294,8 +413,19 @@ scopes = ["admin"]
         );
         println!("  curl -i {base}/auth/public/status                              # 200, public route");
         println!("  curl -s {base}/metrics | grep tollgate_checks_total\n");
-        dpop.print(&base);
-        super::run(config).await
+        dpop.print(&base, proof_lifetime);
+        Ok(())
+    }
+
+    /// The path of this very binary, for lines that call it again (it may not be on PATH).
+    fn binary() -> String {
+        std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "tollgate".into())
+    }
+
+    /// `text` as one shell word: quoted when it holds anything but plain path characters.
+    fn shell_word(text: &str) -> String {
+        let plain = text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:=@,".contains(c));
+        if plain && !text.is_empty() { text.into() } else { format!("'{}'", text.replace('\'', r"'\''")) }
     }
 
     /// A client key, a token bound to it, and one proof for GET /orders.
@@ -306,18 +436,24 @@ scopes = ["admin"]
     }
 
     impl DpopExample {
-        fn new(issuer: &tollgate::dev::DevIssuer, listen: &str, now: i64) -> Result<Self, Box<dyn std::error::Error>> {
-            let key = tollgate::dev::SigningKey::p256("dev-client")?;
+        fn new(issuer: &DevIssuer, listen: SocketAddr, now: i64) -> Result<Self, Box<dyn std::error::Error>> {
+            let key = SigningKey::p256("dev-client")?;
             let key_file = std::env::temp_dir().join(format!("tollgate-dev-client-{}.pem", std::process::id()));
-            std::fs::write(&key_file, key.to_pem()?)?;
+            let _ = std::fs::remove_file(&key_file);
+            tollgate::dev::write_key_file(&key_file, &key.to_pem()?)?;
             let token = issuer.mint(AUDIENCE, "dev-user", "read:orders", Some(&key.jkt()), now, 3600)?;
             let proof = tollgate::dev::proof(&key, "GET", &format!("http://{listen}/orders"), &token, None, now)?;
             Ok(DpopExample { key_file, token, proof })
         }
 
-        fn print(&self, base: &str) {
-            println!("DPoP (RFC 9449): a token bound to the client key in {}:\n", self.key_file.display());
+        fn print(&self, base: &str, proof_lifetime: i64) {
+            let key_file = shell_word(&self.key_file.display().to_string());
+            println!("DPoP (RFC 9449): a token bound to the client key in {key_file}:\n");
             println!("  DPOP_TOKEN={}\n", self.token);
+            println!(
+                "A proof for GET {base}/orders, good for one request within {} minutes (dpop.iat_offset):\n",
+                proof_lifetime / 60
+            );
             println!("  PROOF={}\n", self.proof);
             println!(
                 "  curl -i {base}/auth/orders -H \"Authorization: DPoP $DPOP_TOKEN\" -H \"DPoP: $PROOF\"   # 200, X-Auth-Scheme: DPoP"
@@ -326,10 +462,10 @@ scopes = ["admin"]
             println!(
                 "  curl -i {base}/auth/orders -H \"Authorization: Bearer $DPOP_TOKEN\"   # 401: a bound token is no bearer token\n"
             );
-            println!("A fresh proof for each request:\n");
+            println!("A fresh proof for each request (or once the one above is too old):\n");
             println!(
-                "  PROOF=$(tollgate proof --key {} --method GET --url {base}/orders --token $DPOP_TOKEN)\n",
-                self.key_file.display()
+                "  PROOF=$({} proof --key {key_file} --method GET --url {base}/orders --token $DPOP_TOKEN)\n",
+                shell_word(&binary())
             );
         }
     }

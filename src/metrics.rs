@@ -1,7 +1,9 @@
 //! Every metric tollgate exports, with its name, help text and labels, in one place.
 //! Labels come from closed sets (outcome, reason): never from tokens, subjects or paths.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 pub struct Metrics {
     registry: Registry,
@@ -15,6 +17,8 @@ pub struct Metrics {
     pub token_cache_hits: IntCounter,
     pub token_cache_misses: IntCounter,
     pub issuer_keys: IntGauge,
+    /// `tollgate_build_info{version}`: always 1; tells which build a scrape came from.
+    pub build_info: IntGaugeVec,
 }
 
 impl Metrics {
@@ -49,6 +53,7 @@ impl Metrics {
             token_cache_misses: counter("tollgate_token_cache_misses_total", "Checks that had to verify a signature."),
             issuer_keys: IntGauge::new("tollgate_issuer_keys", "Usable keys in the current key set.")
                 .expect("valid metric"),
+            build_info: build_info(),
             registry,
         };
         metrics.register_all();
@@ -64,6 +69,7 @@ impl Metrics {
             Box::new(self.token_cache_hits.clone()),
             Box::new(self.token_cache_misses.clone()),
             Box::new(self.issuer_keys.clone()),
+            Box::new(self.build_info.clone()),
         ];
         for c in collectors {
             // Names are fixed and distinct, so registration cannot fail.
@@ -79,8 +85,28 @@ impl Metrics {
     }
 }
 
+fn build_info() -> IntGaugeVec {
+    let gauge =
+        IntGaugeVec::new(Opts::new("tollgate_build_info", "1, labelled with the tollgate version."), &["version"])
+            .expect("valid metric");
+    gauge.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    gauge
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+
+    #[test]
+    fn build_info_names_the_version() {
+        let text = Metrics::new().render();
+        let line = format!("tollgate_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+        assert!(text.lines().any(|l| l == line), "{text}");
     }
 }

@@ -1,6 +1,10 @@
 //! The HTTP adapter: `/auth`, `/auth/{path}`, `/healthz`, `/readyz`, `/metrics`.
 //! Thin on purpose: it turns an HTTP request into a [`CheckRequest`] and an [`Answer`]
 //! back into a response; every decision lives in [`crate::decision`].
+//!
+//! With `ops_listen`, [`ops_app`] serves the three ops endpoints alone on a second address
+//! (say `0.0.0.0:9090` for the kubelet's probes) while `/auth` stays where only the gateway
+//! reaches it; the main address keeps serving them as well.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,10 +34,17 @@ pub fn app(checker: Arc<Checker>) -> Router {
         .route("/auth", any(auth))
         .route("/auth/", any(auth))
         .route("/auth/{*path}", any(auth))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .merge(ops_routes())
         .with_state(checker)
+}
+
+/// The router for `ops_listen`: `/healthz`, `/readyz` and `/metrics`, never `/auth`.
+pub fn ops_app(checker: Arc<Checker>) -> Router {
+    ops_routes().with_state(checker)
+}
+
+fn ops_routes() -> Router<Arc<Checker>> {
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
 }
 
 async fn auth(
@@ -83,15 +94,48 @@ async fn metrics(State(checker): State<Arc<Checker>>) -> Response {
 /// closed: slow-header connections (slowloris) cannot pile up.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves HTTP/1.1 until `shutdown` resolves, then drains open connections. Each
-/// connection must deliver its request headers within `header_read_timeout`.
+/// Serves [`app`] over HTTP/1.1 until `shutdown` resolves, then drains open connections.
+/// Each connection must deliver its request headers within `header_read_timeout`.
 pub async fn serve(
     checker: Arc<Checker>,
     listener: TcpListener,
     header_read_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = app(checker);
+    serve_router(app(checker), listener, header_read_timeout, shutdown).await
+}
+
+/// Serves [`app`] on `listener` and, when given, [`ops_app`] on `ops`, until `shutdown`
+/// resolves; both then drain their open connections.
+pub async fn serve_with_ops(
+    checker: Arc<Checker>,
+    listener: TcpListener,
+    ops: Option<TcpListener>,
+    header_read_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let Some(ops) = ops else { return serve(checker, listener, header_read_timeout, shutdown).await };
+    // One signal stops both: dropping the sender wakes every receiver.
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let wait = |mut rx: tokio::sync::watch::Receiver<()>| async move {
+        let _ = rx.changed().await;
+    };
+    let ops = serve_router(ops_app(checker.clone()), ops, header_read_timeout, wait(stopped.clone()));
+    let main = serve_router(app(checker), listener, header_read_timeout, wait(stopped));
+    let signal = async move {
+        shutdown.await;
+        drop(stop);
+    };
+    let (main, ops, ()) = tokio::join!(main, ops, signal);
+    main.and(ops)
+}
+
+async fn serve_router(
+    router: Router,
+    listener: TcpListener,
+    header_read_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {

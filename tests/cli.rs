@@ -91,23 +91,17 @@ async fn serve_answers_checks_and_stops_cleanly_on_sigterm() {
     assert!(exit.success(), "{exit:?}");
 }
 
-#[tokio::test]
-async fn dev_prints_a_token_that_works_and_curl_lines() {
-    let port = free_port();
+/// Starts `tollgate dev` with `args` and reads its tour, up to the `tollgate proof` line.
+async fn start_dev(args: &[&str]) -> (ProcessGuard, Vec<String>) {
     let mut child = ProcessGuard::new(
         "tollgate dev",
-        Command::new(BIN)
-            .args(["dev", "--listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+        Command::new(BIN).arg("dev").args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap(),
     );
     let stdout = child.child().stdout.take().unwrap();
     let lines = tokio::task::spawn_blocking(move || {
         let mut lines = Vec::new();
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let done = line.contains("tollgate proof --key");
+            let done = line.contains(" proof --key");
             lines.push(line);
             if done {
                 break;
@@ -117,12 +111,22 @@ async fn dev_prints_a_token_that_works_and_curl_lines() {
     })
     .await
     .unwrap();
-    let value = |name: &str| {
-        lines
-            .iter()
-            .find_map(|l| l.trim().strip_prefix(name).map(str::to_string))
-            .unwrap_or_else(|| panic!("dev prints {name}: {lines:?}"))
-    };
+    (child, lines)
+}
+
+/// The value a tour line assigns: `TOKEN=` gives the token.
+fn printed(lines: &[String], name: &str) -> String {
+    lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix(name).map(str::to_string))
+        .unwrap_or_else(|| panic!("dev prints {name}: {lines:?}"))
+}
+
+#[tokio::test]
+async fn dev_prints_a_token_that_works_and_curl_lines() {
+    let port = free_port();
+    let (mut child, lines) = start_dev(&["--listen", &format!("127.0.0.1:{port}")]).await;
+    let value = |name: &str| printed(&lines, name);
     let token = value("TOKEN=");
     assert!(lines.iter().any(|l| l.contains("curl") && l.contains("# 403")), "{lines:?}");
     wait_readyz(&mut child, port).await;
@@ -151,8 +155,11 @@ async fn dev_prints_a_token_that_works_and_curl_lines() {
     assert!(replayed.headers()["www-authenticate"].to_str().unwrap().contains("DPoP proof replayed"));
     assert_eq!(client.get(format!("{base}/auth/orders")).bearer_auth(&dpop_token).send().await.unwrap().status(), 401);
 
-    // The printed command makes a fresh proof that works.
-    let command = lines.iter().find(|l| l.contains("tollgate proof --key")).unwrap();
+    // The printed command calls this very binary and makes a fresh proof that works.
+    assert!(lines.iter().any(|l| l.contains("within 5 minutes")), "the proof's lifetime is told: {lines:?}");
+    assert!(lines.iter().any(|l| l == &format!("tollgate dev: this binary is {BIN}")), "{lines:?}");
+    let command = lines.iter().find(|l| l.contains(" proof --key")).unwrap();
+    assert!(command.trim().starts_with(&format!("PROOF=$({BIN} proof --key ")), "{command}");
     let key_file = command.split("--key ").nth(1).unwrap().split(' ').next().unwrap();
     let out = Command::new(BIN)
         .args([
@@ -237,4 +244,146 @@ fn check_explain_names_the_matching_route() {
     assert!(text.contains("read as POST /ADMIN/x (case folded) -> route 1"), "{text}");
     assert!(text.contains("decision: a valid token meeting route 1"), "{text}");
     assert!(!explain("GET", "/relative").0);
+}
+
+#[test]
+fn dev_on_a_busy_port_says_so_before_printing_the_tour() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = busy.local_addr().unwrap().to_string();
+    let out = Command::new(BIN).args(["dev", "--listen", &listen]).output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "nothing printed before the port check");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains(&format!("cannot listen on {listen}")) && err.contains("--listen"), "{err}");
+}
+
+#[tokio::test]
+async fn dev_keeps_its_issuer_port_and_key_across_restarts() {
+    let dir = TempDir::new("cli");
+    let key = dir.path().join("issuer.pem");
+    let (issuer_port, first_port, second_port) = (free_port(), free_port(), free_port());
+    let args = |port: u16| {
+        let listen = format!("127.0.0.1:{port}");
+        let key = key.to_str().unwrap().to_string();
+        ["--listen".into(), listen, "--issuer-port".into(), issuer_port.to_string(), "--issuer-key".into(), key]
+    };
+    let (mut first, lines) = start_dev(&args(first_port).each_ref().map(String::as_str)).await;
+    let token = printed(&lines, "TOKEN=");
+    assert!(lines.iter().any(|l| l.contains(&format!("issuer at http://127.0.0.1:{issuer_port}/"))), "{lines:?}");
+    wait_readyz(&mut first, first_port).await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    drop(first);
+
+    let (mut second, _) = start_dev(&args(second_port).each_ref().map(String::as_str)).await;
+    wait_readyz(&mut second, second_port).await;
+    let answer = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{second_port}/auth/orders"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "a token from the first run verifies in the second");
+}
+
+#[test]
+fn proof_new_writes_a_key_only_its_owner_can_read() {
+    let dir = TempDir::new("cli");
+    let key = dir.path().join("client.pem");
+    assert!(Command::new(BIN).arg("proof").arg("--key").arg(&key).arg("--new").output().unwrap().status.success());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn proof_refuses_a_url_without_a_scheme() {
+    let dir = TempDir::new("cli");
+    let key = dir.path().join("client.pem");
+    assert!(Command::new(BIN).arg("proof").arg("--key").arg(&key).arg("--new").output().unwrap().status.success());
+    let out = Command::new(BIN)
+        .arg("proof")
+        .arg("--key")
+        .arg(&key)
+        .args(["--method", "GET", "--url", "api.example.com/orders", "--token", "t"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert!(String::from_utf8(out.stderr).unwrap().contains("absolute http(s) URL"));
+}
+
+#[tokio::test]
+async fn health_asks_the_configured_ops_address_and_fails_when_nothing_answers() {
+    let key = SigningKey::rsa("k1").unwrap();
+    let issuer = MockIssuer::start(&[&key]).await;
+    let (port, ops) = (free_port(), free_port());
+    let text = format!(
+        "listen = \"127.0.0.1:{port}\"\nops_listen = \"127.0.0.1:{ops}\"\n{}",
+        config_text(&issuer.issuer(), "envoy", "")
+    );
+    let (_dir, path) = write_config(&text);
+    let health = |extra: &[&str]| {
+        Command::new(BIN).args(["health", "--config"]).arg(&path).args(extra).env_remove("TOLLGATE_OPS_LISTEN").output()
+    };
+    let down = health(&[]).unwrap();
+    assert!(!down.status.success());
+    let err = String::from_utf8(down.stderr).unwrap();
+    assert!(err.contains(&format!("http://127.0.0.1:{ops}/healthz")) && err.contains("cannot connect"), "{err}");
+
+    let mut child = ProcessGuard::new(
+        "tollgate",
+        Command::new(BIN).args(["serve", "--config"]).arg(&path).stderr(Stdio::null()).spawn().unwrap(),
+    );
+    wait_readyz(&mut child, ops).await;
+    assert!(health(&[]).unwrap().status.success());
+    assert!(health(&["--ready"]).unwrap().status.success());
+}
+
+/// Starts `tollgate serve` on a free port with `issuer`, its stderr in a file.
+fn serve_logging_to_file(dir: &TempDir, issuer: &str) -> (ProcessGuard, u16) {
+    let port = free_port();
+    let path = dir.path().join("tollgate.toml");
+    std::fs::write(&path, format!("listen = \"127.0.0.1:{port}\"\n{}", config_text(issuer, "envoy", ""))).unwrap();
+    let mut command = Command::new(BIN);
+    command.args(["serve", "--config"]).arg(&path);
+    (spawn("tollgate", command, dir.path().join("stderr.log")), port)
+}
+
+#[tokio::test]
+async fn logs_to_a_file_carry_no_colour_codes_and_say_when_keys_load() {
+    let key = SigningKey::rsa("k1").unwrap();
+    let issuer = MockIssuer::start(&[&key]).await;
+    let dir = TempDir::new("cli");
+    let (mut child, port) = serve_logging_to_file(&dir, &issuer.issuer());
+    wait_readyz(&mut child, port).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !child.output().contains("keys loaded: 1 keys") {
+        assert!(Instant::now() < deadline, "no recovery line: {}", child.output());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!child.output().contains('\u{1b}'), "ANSI codes in a file: {:?}", child.output());
+}
+
+#[tokio::test]
+async fn a_key_fetch_failure_without_keys_says_so_and_names_its_cause() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let issuer = format!("http://{}/", closed.local_addr().unwrap());
+    drop(closed);
+    let dir = TempDir::new("cli");
+    let (child, _) = serve_logging_to_file(&dir, &issuer);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !child.output().contains("key fetch failed") {
+        assert!(Instant::now() < deadline, "no failure logged: {}", child.output());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = child.output();
+    let line = log.lines().find(|l| l.contains("key fetch failed")).unwrap();
+    assert!(line.contains("no keys yet") && !line.contains("keeping the previous keys"), "{line}");
+    assert!(line.contains("cannot connect: Connection refused"), "{line}");
 }

@@ -84,8 +84,25 @@ async fn a_hanging_issuer_is_abandoned_at_the_timeout() {
     let started = std::time::Instant::now();
     let error = app.checker.issuer().refresh().await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5), "timeout is 500 ms in fast_timings");
-    assert!(error.to_string().contains("GET"), "{error}");
+    assert!(error.to_string().ends_with(": timed out"), "{error}");
     assert_eq!(app.bearer(&app.token().sign()).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_fetch_failure_names_its_cause_and_the_url_once() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", closed.local_addr().unwrap());
+    drop(closed);
+    let config = Config::load(&config_text(&url, "envoy", ""), &Default::default()).unwrap();
+    let checker = Checker::from_config(config, fast_timings(), Arc::new(ManualClock::new(now())) as Arc<dyn Clock>);
+    let error = checker.issuer().refresh().await.unwrap_err().to_string();
+    assert!(error.contains("cannot connect: Connection refused"), "{error}");
+    assert_eq!(error.matches(&url).count(), 1, "{error}");
+
+    let app = TestApp::new("").await;
+    app.issuer.set_mode(JwksMode::Fail);
+    let error = app.checker.issuer().refresh().await.unwrap_err().to_string();
+    assert!(error.ends_with("jwks: status 500"), "{error}");
 }
 
 #[tokio::test]

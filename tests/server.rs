@@ -78,3 +78,37 @@ async fn shutdown_stops_accepting_and_returns() {
     tokio::time::timeout(Duration::from_secs(5), server).await.expect("serve returns").unwrap().unwrap();
     assert!(TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn ops_listen_serves_the_ops_endpoints_alone_and_listen_keeps_them() {
+    let app = TestApp::new("").await;
+    let (main, ops) =
+        (TcpListener::bind("127.0.0.1:0").await.unwrap(), TcpListener::bind("127.0.0.1:0").await.unwrap());
+    let (main_addr, ops_addr) = (main.local_addr().unwrap(), ops.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(tollgate::server::serve_with_ops(
+        app.checker.clone(),
+        main,
+        Some(ops),
+        Duration::from_secs(5),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let client = reqwest::Client::new();
+    let status = |addr: std::net::SocketAddr, path: &str| {
+        let request = client.get(format!("http://{addr}{path}")).bearer_auth(app.token().sign()).send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(status(ops_addr, path).await, 200, "{path} on ops_listen");
+        assert_eq!(status(main_addr, path).await, 200, "{path} on listen");
+    }
+    assert_eq!(status(ops_addr, "/auth/r").await, 404, "no check on ops_listen");
+    assert_eq!(status(main_addr, "/auth/r").await, 200);
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server).await.expect("serve returns").unwrap().unwrap();
+    assert!(TcpStream::connect(main_addr).await.is_err());
+    assert!(TcpStream::connect(ops_addr).await.is_err());
+}

@@ -198,3 +198,24 @@ fn public_origins_are_normalized_once_at_load() {
     let c = Config::load(&text, &HashMap::new()).unwrap();
     assert_eq!(c.proxy.public_origins, vec!["https://api.example.com"]);
 }
+
+#[test]
+fn ops_listen_is_absent_unless_set() {
+    assert_eq!(Config::load(MINIMAL, &HashMap::new()).unwrap().ops_listen, None);
+    let c = Config::load(&format!("ops_listen = \"0.0.0.0:9090\"\n{MINIMAL}"), &HashMap::new()).unwrap();
+    assert_eq!(c.ops_listen, Some("0.0.0.0:9090".parse().unwrap()));
+    assert!(describe(&c).contains("ops_listen        0.0.0.0:9090 (/healthz, /readyz, /metrics only)"));
+    let c = Config::load(MINIMAL, &env(&[("TOLLGATE_OPS_LISTEN", "127.0.0.1:9091")])).unwrap();
+    assert_eq!(c.ops_listen, Some("127.0.0.1:9091".parse().unwrap()));
+}
+
+#[test]
+fn ops_listen_must_be_an_address_listen_does_not_hold() {
+    for ops in ["nope", "127.0.0.1:8080", "0.0.0.0:8080"] {
+        assert_eq!(keys(&format!("ops_listen = \"{ops}\"\n{MINIMAL}"), &[]), vec!["ops_listen"], "{ops}");
+    }
+    let text = format!("listen = \"0.0.0.0:8080\"\nops_listen = \"127.0.0.1:8080\"\n{MINIMAL}");
+    assert_eq!(keys(&text, &[]), vec!["ops_listen"]);
+    let text = format!("listen = \"127.0.0.1:8080\"\nops_listen = \"0.0.0.0:9090\"\n{MINIMAL}");
+    assert!(Config::load(&text, &HashMap::new()).is_ok());
+}

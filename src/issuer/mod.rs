@@ -124,20 +124,38 @@ impl Issuer {
     /// Keeps the keys fresh forever: first load with backoff, then refresh per max-age.
     pub async fn run(self: Arc<Self>) {
         let mut backoff = self.timings.retry_min;
+        let mut healthy = false;
         loop {
             let wait = match self.refresh().await {
                 Ok(max_age) => {
+                    // The first load and each recovery are logged; quiet refreshes are not.
+                    if !healthy {
+                        let keys = self.keys().map_or(0, |k| k.len());
+                        tracing::info!(issuer = %self.config.issuer, "keys loaded: {keys} keys");
+                    }
+                    healthy = true;
                     backoff = self.timings.retry_min;
                     max_age
                 }
                 Err(error) => {
-                    tracing::warn!(issuer = %self.config.issuer, %error, retry_in = ?backoff, "issuer key fetch failed; keeping the previous keys");
+                    self.log_failure(&error, backoff);
+                    healthy = false;
                     let wait = backoff;
                     backoff = (backoff * 2).min(self.timings.retry_max);
                     wait
                 }
             };
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn log_failure(&self, error: &FetchError, retry_in: Duration) {
+        let issuer = &self.config.issuer;
+        match self.keys() {
+            Some(_) => tracing::warn!(%issuer, %error, ?retry_in, "issuer key fetch failed; keeping the previous keys"),
+            None => {
+                tracing::warn!(%issuer, %error, ?retry_in, "issuer key fetch failed; no keys yet, checks answer 503")
+            }
         }
     }
 
@@ -221,7 +239,7 @@ impl Issuer {
 
     /// GET with a size cap; returns the body and the `Cache-Control: max-age`, if any.
     async fn get(&self, url: &str) -> Result<(Vec<u8>, Option<u64>), FetchError> {
-        let transport = |e: reqwest::Error| FetchError::Transport { url: url.into(), message: e.to_string() };
+        let transport = |e: reqwest::Error| FetchError::Transport { url: url.into(), message: cause(&e) };
         let limit = self.timings.max_body_bytes;
         let mut response = self.http.get(url).send().await.map_err(transport)?;
         if !response.status().is_success() {
@@ -248,6 +266,29 @@ impl Issuer {
             None => self.timings.default_refresh,
             Some(seconds) => Duration::from_secs(seconds).clamp(self.timings.min_refresh, self.timings.max_refresh),
         }
+    }
+}
+
+/// What went wrong with a request, without its URL (reqwest's own message repeats it):
+/// the kind, then the innermost cause, such as "cannot connect: Connection refused (os
+/// error 111)", a DNS or TLS failure, or "timed out".
+pub fn cause(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "cannot connect"
+    } else if error.is_body() || error.is_decode() {
+        "cannot read the answer"
+    } else {
+        "request failed"
+    };
+    let mut root: Option<&dyn std::error::Error> = std::error::Error::source(error);
+    while let Some(next) = root.and_then(std::error::Error::source) {
+        root = Some(next);
+    }
+    match root.map(ToString::to_string) {
+        Some(root) if !error.is_timeout() || !root.contains("timed out") => format!("{kind}: {root}"),
+        _ => kind.to_string(),
     }
 }
 
