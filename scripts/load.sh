@@ -184,9 +184,9 @@ show() {
 # accepted since it started (each one a replay store entry for 330 s).
 DPOP_RATE=$DPOP_GUESS
 DPOP_ACCEPTED=0
-REPLAYED='tollgate_checks_total{outcome="deny",reason="proof_replayed"}'
-STORE_FULL='tollgate_checks_total{outcome="error",reason="replay_store_full"}'
-ALLOWED='tollgate_checks_total{outcome="allow",reason="none"}'
+REPLAYED='tollgate_checks_total{door="http",outcome="deny",reason="proof_replayed"}'
+STORE_FULL='tollgate_checks_total{door="http",outcome="error",reason="replay_store_full"}'
+ALLOWED='tollgate_checks_total{door="http",outcome="allow",reason="none"}'
 
 # mint_proofs N FILE: the bound token and N fresh proofs for GET $DPOP_HTU into FILE.
 mint_proofs() {

@@ -36,6 +36,12 @@ pub enum Gateway {
     Envoy,
 }
 
+/// `[grpc]`: the Envoy ext_authz gRPC front door.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcConfig {
+    pub listen: SocketAddr,
+}
+
 /// What happens when no route matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -84,6 +90,8 @@ pub struct Config {
     /// A second address serving only `/healthz`, `/readyz` and `/metrics` (which `listen`
     /// keeps serving too), for probes and scrapers that must not reach `/auth`.
     pub ops_listen: Option<SocketAddr>,
+    /// `[grpc] listen`: Envoy's ext_authz gRPC `Check` and the gRPC health service.
+    pub grpc: Option<GrpcConfig>,
     pub default: DefaultAction,
     pub path_matching: PathMatching,
     pub issuer: IssuerConfig,
@@ -201,6 +209,9 @@ pub fn describe(config: &Config) -> String {
     if let Some(ops) = config.ops_listen {
         let _ = writeln!(out, "ops_listen        {ops} (/healthz, /readyz, /metrics only)");
     }
+    if let Some(grpc) = &config.grpc {
+        let _ = writeln!(out, "grpc listen       {} (Envoy ext_authz Check, gRPC health)", grpc.listen);
+    }
     let _ = writeln!(out, "issuer            {}", i.issuer);
     let _ = writeln!(out, "discovery         {}", i.discovery_url());
     let _ = writeln!(out, "audiences         {}", i.audiences.join(", "));
@@ -270,6 +281,7 @@ enum EnvKind {
 const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("listen", EnvKind::Str),
     ("ops_listen", EnvKind::Str),
+    ("grpc.listen", EnvKind::Str),
     ("default", EnvKind::Str),
     ("path_matching", EnvKind::Str),
     ("issuer.domain", EnvKind::Str),
@@ -368,6 +380,7 @@ struct RawConfig {
     #[serde(default = "default_listen")]
     listen: String,
     ops_listen: Option<String>,
+    grpc: Option<RawGrpc>,
     #[serde(default)]
     default: DefaultAction,
     #[serde(default)]
@@ -445,6 +458,12 @@ impl Default for RawDpop {
             nonce_secret: None,
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrpc {
+    listen: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -541,6 +560,10 @@ impl RawConfig {
             SocketAddr::from(([127, 0, 0, 1], 8080))
         });
         let ops_listen = self.ops_listen.as_deref().and_then(|text| ops_address(text, listen, &mut p));
+        let grpc = self
+            .grpc
+            .and_then(|g| grpc_address(&g.listen, listen, ops_listen, &mut p))
+            .map(|listen| GrpcConfig { listen });
         let issuer = self.issuer.validate(&mut p);
         let dpop = self.dpop.validate(&mut p);
         let proxy = self.proxy.validate(&mut p);
@@ -560,6 +583,7 @@ impl RawConfig {
             Ok(Config {
                 listen,
                 ops_listen,
+                grpc,
                 default: self.default,
                 path_matching: self.path_matching,
                 issuer,
@@ -585,6 +609,20 @@ fn ops_address(text: &str, listen: SocketAddr, p: &mut Problems) -> Option<Socke
     };
     if overlaps(addr, listen) {
         p.add("ops_listen", format!("{addr} overlaps listen ({listen}): give the ops endpoints a port of their own"));
+    }
+    Some(addr)
+}
+
+/// `grpc.listen`: an address of its own, apart from `listen` and `ops_listen`.
+fn grpc_address(text: &str, listen: SocketAddr, ops: Option<SocketAddr>, p: &mut Problems) -> Option<SocketAddr> {
+    let Ok(addr) = text.parse::<SocketAddr>() else {
+        p.add("grpc.listen", format!("not an address such as 127.0.0.1:9001: {text:?}"));
+        return None;
+    };
+    for (key, other) in [("listen", Some(listen)), ("ops_listen", ops)] {
+        if let Some(other) = other.filter(|o| overlaps(addr, *o)) {
+            p.add("grpc.listen", format!("{addr} overlaps {key} ({other}): gRPC needs a port of its own"));
+        }
     }
     Some(addr)
 }

@@ -7,8 +7,11 @@
 //! the route's requirements, and last the server nonce and the replay store, so that a
 //! request refused for any other reason never uses up a proof (RFC 9449 §11.1).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
+
+use http::HeaderMap;
 
 use crate::allow::Allow;
 use crate::clock::Clock;
@@ -24,6 +27,23 @@ use crate::policy::{self, Policy, Requirement, Route};
 use crate::refusal::{self, Answer, ChallengeSettings, DpopMode, Reason, Refusal};
 use crate::token::{self, VerifiedToken};
 use crate::token_cache::{self, TokenCache};
+
+/// The front door a check came through: `/auth` over HTTP, or Envoy's gRPC `Check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    Http,
+    Grpc,
+}
+
+impl Door {
+    /// The `door` label of `tollgate_checks_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Door::Http => "http",
+            Door::Grpc => "grpc",
+        }
+    }
+}
 
 /// Everything a check needs, shared by all requests.
 pub struct Checker {
@@ -98,83 +118,120 @@ impl Checker {
         &self.cache
     }
 
-    /// Decides, logs, counts, and answers.
+    /// The HTTP front door: rebuilds the original request from the gateway's dialect,
+    /// decides, logs, counts, and answers.
     pub async fn check(&self, request: &CheckRequest) -> Answer {
-        let started = Instant::now();
-        let decision = self.decide(request).await;
-        self.metrics.check_duration.observe(started.elapsed().as_secs_f64());
-        self.log_judged(request, decision.as_ref().map_or_else(|r| r.reason().label(), |_| "allow"));
-        match decision {
-            Ok(allow) => {
-                self.metrics.allowed.inc();
-                allow.respond(&self.config.headers)
-            }
-            Err(refusal) => {
-                let reason = refusal.reason();
-                let outcome = if reason.is_outage() { "error" } else { "deny" };
-                self.metrics.checks.with_label_values(&[outcome, reason.label()]).inc();
-                self.log_refusal(reason, request);
-                refusal::respond(&refusal, &self.challenge)
-            }
+        let original = gateway::original_request(&self.config.proxy, request);
+        match self.judge(Door::Http, request.peer, original, &request.headers).await {
+            Ok(allow) => self.allow_answer(&allow),
+            Err(refusal) => self.refusal_answer(&refusal),
         }
     }
 
-    /// At debug, what the check was judged on: the request as rebuilt from the gateway's
-    /// headers, the routes its readings matched, and the outcome. Rebuilt only when debug
-    /// is on, so `decide` stays a plain function and the hot path pays nothing.
-    fn log_judged(&self, request: &CheckRequest, outcome: &str) {
+    /// Decides on the original request as a front door rebuilt it (or the reason it could
+    /// not), with the request's headers; logs and counts under `door`.
+    pub async fn judge(
+        &self,
+        door: Door,
+        peer: IpAddr,
+        original: Result<OriginalRequest, Reason>,
+        headers: &HeaderMap,
+    ) -> Result<Allow, Refusal> {
+        let started = Instant::now();
+        let decision = match &original {
+            Ok(original) => self.decide_original(original, headers).await,
+            Err(reason) => Err(reason.clone().into()),
+        };
+        self.metrics.check_duration.observe(started.elapsed().as_secs_f64());
+        match &decision {
+            Ok(_) => self.metrics.allowed(door).inc(),
+            Err(refusal) => {
+                let reason = refusal.reason();
+                let outcome = if reason.is_outage() { "error" } else { "deny" };
+                self.metrics.checks.with_label_values(&[door.label(), outcome, reason.label()]).inc();
+                self.log_refusal(reason, peer);
+            }
+        }
+        self.log_judged(
+            door,
+            peer,
+            original.as_ref().ok(),
+            decision.as_ref().map_or_else(|r| r.reason().label(), |_| "allow"),
+        );
+        decision
+    }
+
+    /// The wire answer for a success: 200 and the upstream headers.
+    pub fn allow_answer(&self, allow: &Allow) -> Answer {
+        allow.respond(&self.config.headers)
+    }
+
+    /// The wire answer for a refusal: status, challenges, body.
+    pub fn refusal_answer(&self, refusal: &Refusal) -> Answer {
+        refusal::respond(refusal, &self.challenge)
+    }
+
+    /// At debug, what the check was judged on: the original request, the routes its
+    /// readings matched, and the outcome.
+    fn log_judged(&self, door: Door, peer: IpAddr, original: Option<&OriginalRequest>, outcome: &str) {
         if !tracing::enabled!(tracing::Level::DEBUG) {
             return;
         }
-        let Ok(original) = gateway::original_request(&self.config.proxy, request) else {
-            return tracing::debug!(peer = %request.peer, outcome, "check judged on no request: its description was refused");
+        let Some(original) = original else {
+            return tracing::debug!(door = door.label(), %peer, outcome, "check judged on no request: its description was refused");
         };
         tracing::debug!(
+            door = door.label(),
             method = original.method(),
             overrides = original.method_overrides().join(","),
             host = original.host().unwrap_or_default(),
             path = original.path(),
-            routes = self.policy.summary(&original),
+            routes = self.policy.summary(original),
             outcome,
             "check judged"
         );
     }
 
     /// A misconfigured gateway is an error an operator must see; other refusals are debug.
-    fn log_refusal(&self, reason: &Reason, request: &CheckRequest) {
+    fn log_refusal(&self, reason: &Reason, peer: IpAddr) {
         let gateway = self.config.proxy.gateway;
         match reason {
-            Reason::GatewayHeadersMissing => tracing::error!(?gateway, peer = %request.peer,
+            Reason::GatewayHeadersMissing => tracing::error!(?gateway, %peer,
                 "a trusted peer sent a check without its gateway's method or URI header: the gateway is misconfigured"),
-            Reason::UntrustedGateway => tracing::error!(?gateway, peer = %request.peer,
+            Reason::UntrustedGateway => tracing::error!(?gateway, %peer,
                 "a peer outside proxy.trusted sent its gateway's method or URI header: add the gateway's address to proxy.trusted"),
-            _ => tracing::debug!(reason = reason.label(), peer = %request.peer, "check refused"),
+            _ => tracing::debug!(reason = reason.label(), %peer, "check refused"),
         }
     }
 
-    /// Runs the pipeline. No logging, no counting: a plain function of the request.
+    /// Runs the pipeline on an HTTP check. No logging, no counting: a plain function of
+    /// the request.
     pub async fn decide(&self, request: &CheckRequest) -> Result<Allow, Refusal> {
         let original = gateway::original_request(&self.config.proxy, request)?;
-        let routes = match self.policy.route(&original) {
+        self.decide_original(&original, &request.headers).await
+    }
+
+    /// Runs the pipeline on the original request and its headers, whichever door it came
+    /// through.
+    pub async fn decide_original(&self, original: &OriginalRequest, headers: &HeaderMap) -> Result<Allow, Refusal> {
+        let routes = match self.policy.route(original) {
             Requirement::Public => return Ok(Allow::Anonymous),
             Requirement::Deny => return Err(Reason::NoRouteAllows.into()),
             Requirement::Token(routes) => routes,
         };
         let dpop_required = routes.iter().any(|r| r.dpop_required);
-        self.authorize(request, &original, &routes, dpop_required)
-            .await
-            .map_err(|r| r.with_dpop_required(dpop_required))
+        self.authorize(headers, original, &routes, dpop_required).await.map_err(|r| r.with_dpop_required(dpop_required))
     }
 
     /// Credentials, token, proof, route requirements, and last the proof's one-time use.
     async fn authorize(
         &self,
-        request: &CheckRequest,
+        headers: &HeaderMap,
         original: &OriginalRequest,
         routes: &[&Route],
         dpop_required: bool,
     ) -> Result<Allow, Refusal> {
-        let credentials = credentials::extract(&request.headers)?;
+        let credentials = credentials::extract(headers)?;
         let mode = if dpop_required { DpopMode::Required } else { self.config.dpop.mode };
         credentials::admit(&credentials, mode)?;
         let scheme = credentials.scheme();

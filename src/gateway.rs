@@ -218,6 +218,22 @@ fn add_header_overrides(request: &mut OriginalRequest, headers: &HeaderMap) -> R
     Ok(())
 }
 
+/// The original request as a front door describes it field by field (Envoy's gRPC
+/// `attributes.request.http`): method, scheme, `Host`, the request target with its query,
+/// and the client's headers, for the method overrides. Under the same rules as the
+/// dialects: the target must be an absolute path, the host is read both ways.
+pub fn described(
+    method: &str,
+    scheme: &str,
+    host: Option<&str>,
+    target: &str,
+    headers: &HeaderMap,
+) -> Result<OriginalRequest, Reason> {
+    let mut request = from_parts(method, target, Some(scheme), host)?;
+    add_header_overrides(&mut request, headers)?;
+    Ok(request)
+}
+
 /// Whether the check carries its dialect's method or URI header, as only a gateway's does.
 /// Envoy describes the request with the check's own method and path: it has none.
 fn describes_a_request(gateway: Gateway, headers: &HeaderMap) -> bool {

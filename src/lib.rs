@@ -20,7 +20,7 @@
 //! - [`policy`] picks the route and checks its requirements.
 //! - [`allow`] turns a success into upstream headers; [`refusal`] turns every failure into
 //!   status, `WWW-Authenticate` and body, in one function.
-//! - [`server`] is the thin HTTP adapter; [`metrics`] names every metric; [`dev`] runs a
+//! - [`server`] is the thin HTTP adapter and [`grpc`] the Envoy ext_authz gRPC one; [`metrics`] names every metric; [`dev`] runs a
 //!   development issuer and builds proofs for `tollgate dev` and `tollgate proof`;
 //!   [`health`] is the probe behind `tollgate health`.
 
@@ -32,6 +32,7 @@ pub mod decision;
 pub mod dev;
 pub mod dpop;
 pub mod gateway;
+pub mod grpc;
 pub mod health;
 pub mod issuer;
 pub mod jws;

@@ -233,6 +233,7 @@ async fn serve(path: PathBuf) -> ExitCode {
 struct Listeners {
     main: tokio::net::TcpListener,
     ops: Option<tokio::net::TcpListener>,
+    grpc: Option<tokio::net::TcpListener>,
 }
 
 /// Why an address could not be bound.
@@ -251,7 +252,11 @@ async fn bind_all(config: &Config) -> Result<Listeners, BindError> {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
-    Ok(Listeners { main, ops })
+    let grpc = match &config.grpc {
+        Some(grpc) => Some(bind(grpc.listen).await?),
+        None => None,
+    };
+    Ok(Listeners { main, ops, grpc })
 }
 
 /// Binds, loads keys in the background, serves until SIGTERM.
@@ -274,15 +279,21 @@ async fn serve_on(config: Config, listeners: Listeners) -> ExitCode {
         Some(ops) => tracing::info!(%listen, %ops, %issuer, "tollgate listening (ops endpoints also on ops_listen)"),
         None => tracing::info!(%listen, %issuer, "tollgate listening"),
     }
-    let served = tollgate::server::serve_with_ops(
-        checker,
+    let (signal, stop) = tollgate::server::broadcast(tollgate::server::shutdown_signal());
+    let http = tollgate::server::serve_with_ops(
+        checker.clone(),
         listeners.main,
         listeners.ops,
         tollgate::server::HEADER_READ_TIMEOUT,
-        tollgate::server::shutdown_signal(),
-    )
-    .await;
-    match served {
+        stop.wait(),
+    );
+    let grpc = async {
+        let Some(listener) = listeners.grpc else { return Ok(()) };
+        tracing::info!(grpc = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()), "gRPC ext_authz listening");
+        tollgate::grpc::serve(checker, listener, stop.wait()).await.map_err(std::io::Error::other)
+    };
+    let (http, grpc, ()) = tokio::join!(http, grpc, signal);
+    match http.and(grpc) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server failed");
@@ -346,7 +357,7 @@ mod tollgate_dev {
             eprintln!("tollgate dev: cannot prepare the examples: {e}");
             return ExitCode::FAILURE;
         }
-        super::serve_on(config, Listeners { main, ops: None }).await
+        super::serve_on(config, Listeners { main, ops: None, grpc: None }).await
     }
 
     /// The issuer, at a fixed port and with a kept key when asked.

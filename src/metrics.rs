@@ -1,16 +1,21 @@
 //! Every metric tollgate exports, with its name, help text and labels, in one place.
 //! Labels come from closed sets (outcome, reason): never from tokens, subjects or paths.
 
+use crate::decision::Door;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
     registry: Registry,
-    /// `tollgate_checks_total{outcome, reason}`: outcome is allow, deny or error.
+    /// `tollgate_checks_total{door, outcome, reason}`: door is http or grpc, outcome is
+    /// allow, deny or error.
     pub checks: IntCounterVec,
-    /// `tollgate_checks_total{outcome="allow",reason="none"}`, looked up once: the hot path.
-    pub allowed: IntCounter,
+    /// `tollgate_checks_total{door, outcome="allow",reason="none"}` per door, looked up
+    /// once: the hot path.
+    allowed_http: IntCounter,
+    allowed_grpc: IntCounter,
     pub check_duration: Histogram,
     pub jwks_fetches: IntCounter,
     pub jwks_fetch_failures: IntCounter,
@@ -25,8 +30,11 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let checks = IntCounterVec::new(
-            Opts::new("tollgate_checks_total", "Checks answered, by outcome (allow, deny, error) and reason."),
-            &["outcome", "reason"],
+            Opts::new(
+                "tollgate_checks_total",
+                "Checks answered, by front door (http, grpc), outcome (allow, deny, error) and reason.",
+            ),
+            &["door", "outcome", "reason"],
         )
         .expect("valid metric");
         let check_duration = Histogram::with_opts(
@@ -36,10 +44,12 @@ impl Metrics {
         )
         .expect("valid metric");
         let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
-        let allowed = checks.with_label_values(&["allow", "none"]);
+        let allowed_http = checks.with_label_values(&[Door::Http.label(), "allow", "none"]);
+        let allowed_grpc = checks.with_label_values(&[Door::Grpc.label(), "allow", "none"]);
         let metrics = Metrics {
             checks,
-            allowed,
+            allowed_http,
+            allowed_grpc,
             check_duration,
             jwks_fetches: counter("tollgate_jwks_fetches_total", "Discovery and JWKS fetches attempted."),
             jwks_fetch_failures: counter(
@@ -78,6 +88,14 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
+    /// The allow counter of `door`.
+    pub fn allowed(&self, door: Door) -> &IntCounter {
+        match door {
+            Door::Http => &self.allowed_http,
+            Door::Grpc => &self.allowed_grpc,
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);

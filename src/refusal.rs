@@ -94,6 +94,9 @@ pub enum Reason {
     /// A gateway header that cannot describe one request: repeated, or a list where one
     /// value belongs (`X-Forwarded-Host: a, b`), an unknown scheme, a bad method. 400 `invalid_request`.
     BadForwardedHeader,
+    /// A request description larger than a gateway forwards (gRPC `CheckRequest` headers
+    /// or path past their bounds). 400 `invalid_request`.
+    OversizedRequest,
     /// The host nginx routed on (`X-Original-Host`: an absolute-form request target's)
     /// is not the `Host` header's (`X-Forwarded-Host`). 400 `invalid_request`.
     ConflictingHost,
@@ -240,6 +243,7 @@ impl Reason {
             | BadForwardedHeader
             | BadMethodOverride
             | ConflictingHost
+            | OversizedRequest
             | AmbiguousPath => (Status::BadRequest, INVALID_REQUEST),
             GatewayHeadersMissing | UntrustedGateway => (Status::GatewayError, None),
             TokenTooLarge | MalformedToken | MalformedHeader | AlgorithmNotAllowed | CriticalHeader
@@ -291,6 +295,7 @@ impl Reason {
             BadForwardedHeader => "invalid forwarded request header",
             BadMethodOverride => "invalid method override",
             ConflictingHost => "request target and Host header name different hosts",
+            OversizedRequest => "request description too large",
             AmbiguousPath => "ambiguous request path",
             GatewayHeadersMissing => "gateway did not describe the original request",
             UntrustedGateway => "gateway not trusted to describe the original request",
@@ -360,6 +365,7 @@ impl Reason {
             BadForwardedHeader => "bad_forwarded_header",
             BadMethodOverride => "bad_method_override",
             ConflictingHost => "conflicting_host",
+            OversizedRequest => "oversized_request",
             AmbiguousPath => "ambiguous_path",
             GatewayHeadersMissing => "gateway_headers_missing",
             UntrustedGateway => "untrusted_gateway",

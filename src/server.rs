@@ -115,19 +115,36 @@ pub async fn serve_with_ops(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let Some(ops) = ops else { return serve(checker, listener, header_read_timeout, shutdown).await };
-    // One signal stops both: dropping the sender wakes every receiver.
+    let (signal, stop) = broadcast(shutdown);
+    let ops = serve_router(ops_app(checker.clone()), ops, header_read_timeout, stop.wait());
+    let main = serve_router(app(checker), listener, header_read_timeout, stop.wait());
+    let (main, ops, ()) = tokio::join!(main, ops, signal);
+    main.and(ops)
+}
+
+/// One shutdown signal for several servers. Drive the returned future beside them; each
+/// [`Stop::wait`] resolves once `shutdown` has.
+pub fn broadcast(shutdown: impl Future<Output = ()> + Send + 'static) -> (impl Future<Output = ()>, Stop) {
     let (stop, stopped) = tokio::sync::watch::channel(());
-    let wait = |mut rx: tokio::sync::watch::Receiver<()>| async move {
-        let _ = rx.changed().await;
-    };
-    let ops = serve_router(ops_app(checker.clone()), ops, header_read_timeout, wait(stopped.clone()));
-    let main = serve_router(app(checker), listener, header_read_timeout, wait(stopped));
+    // Dropping the sender wakes every receiver.
     let signal = async move {
         shutdown.await;
         drop(stop);
     };
-    let (main, ops, ()) = tokio::join!(main, ops, signal);
-    main.and(ops)
+    (signal, Stop(stopped))
+}
+
+/// A handle on a [`broadcast`] shutdown.
+#[derive(Clone)]
+pub struct Stop(tokio::sync::watch::Receiver<()>);
+
+impl Stop {
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            let _ = rx.changed().await;
+        }
+    }
 }
 
 async fn serve_router(

@@ -59,7 +59,8 @@ impl VerifiedToken {
         &self.text[..self.subject_len as usize]
     }
 
-    fn scope(&self) -> &str {
+    /// The `scope` claim, space-delimited; empty when absent.
+    pub fn scope(&self) -> &str {
         &self.text[self.subject_len as usize..]
     }
 

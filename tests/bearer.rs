@@ -598,8 +598,14 @@ async fn metrics_count_checks_by_outcome_and_reason() {
     app.get("/r", &[]).await;
     let answer = app.send(request("GET", "/metrics", &[])).await;
     assert_eq!(answer.status, StatusCode::OK);
-    assert!(answer.body.contains(r#"tollgate_checks_total{outcome="allow",reason="none"} 1"#), "{}", answer.body);
-    assert!(answer.body.contains(r#"tollgate_checks_total{outcome="deny",reason="missing_credentials"} 1"#));
+    assert!(
+        answer.body.contains(r#"tollgate_checks_total{door="http",outcome="allow",reason="none"} 1"#),
+        "{}",
+        answer.body
+    );
+    assert!(
+        answer.body.contains(r#"tollgate_checks_total{door="http",outcome="deny",reason="missing_credentials"} 1"#)
+    );
     assert!(answer.body.contains("tollgate_check_duration_seconds_count 2"));
     assert!(answer.body.contains("tollgate_jwks_fetches_total 1"));
 }

@@ -104,9 +104,10 @@ const MANIFESTS: &[&str] = &["deploy/kubernetes/sidecar.yaml", "deploy/kubernete
 #[test]
 fn every_shipped_config_loads() {
     let mut files = vec!["config/tollgate.toml".to_string()];
-    for gateway in ["caddy", "envoy", "ingress-nginx", "nginx", "traefik"] {
+    for gateway in ["caddy", "envoy", "ingress-nginx", "istio", "nginx", "traefik"] {
         files.push(format!("deploy/{gateway}/tollgate.toml"));
     }
+    files.push("deploy/envoy/tollgate-grpc.toml".to_string());
     for file in &files {
         load(&read(file), file);
     }
@@ -230,6 +231,76 @@ fn every_gateway_config_asks_tollgate_at_the_listen_it_ships_with() {
         &cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"];
     let address = format!("{}:{}", text(&socket["address"], "address"), socket["port_value"].as_u64().unwrap_or(0));
     assert_eq!(address.parse::<SocketAddr>().unwrap(), listen("envoy"));
+}
+
+/// The address of a cluster's first endpoint in an Envoy static config.
+fn cluster_address(envoy: &Value, name: &str) -> SocketAddr {
+    let cluster =
+        list(&envoy["clusters"]).iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("cluster {name}"));
+    let socket =
+        &cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"];
+    let address = format!("{}:{}", text(&socket["address"], "address"), socket["port_value"].as_u64().unwrap_or(0));
+    address.parse().unwrap_or_else(|e| panic!("cluster {name}: {address}: {e}"))
+}
+
+/// The gRPC Envoy config: ext_authz in gRPC mode, V3, failing closed, without the body,
+/// over HTTP/2 to the `[grpc] listen` of the config it ships with.
+#[test]
+fn the_envoy_grpc_config_asks_the_grpc_door_and_fails_closed() {
+    let config = load(&read("deploy/envoy/tollgate-grpc.toml"), "deploy/envoy/tollgate-grpc.toml");
+    let grpc = config.grpc.as_ref().expect("[grpc] listen");
+    let envoy = &documents("deploy/envoy/envoy-grpc.yaml")[0]["static_resources"];
+    let manager = &envoy["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let filter = list(&manager["http_filters"])
+        .iter()
+        .find(|f| f["name"] == "envoy.filters.http.ext_authz")
+        .expect("ext_authz filter");
+    let authz = &filter["typed_config"];
+    assert_eq!(authz["transport_api_version"], "V3");
+    assert_eq!(authz["failure_mode_allow"], false);
+    assert!(authz.get("with_request_body").is_none(), "tollgate never needs the body");
+    assert!(authz.get("http_service").is_none());
+    let service = &authz["grpc_service"];
+    assert_eq!(text(&service["timeout"], "timeout"), "2s");
+    let cluster_name = text(&service["envoy_grpc"]["cluster_name"], "cluster_name");
+    assert_eq!(cluster_address(envoy, cluster_name), grpc.listen);
+    let cluster = list(&envoy["clusters"]).iter().find(|c| c["name"] == cluster_name).unwrap();
+    let options =
+        &cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+    assert!(options["explicit_http_config"].get("http2_protocol_options").is_some(), "gRPC needs HTTP/2");
+    let allowed: Vec<&str> =
+        list(&authz["allowed_headers"]["patterns"]).iter().filter_map(|p| p["exact"].as_str()).collect();
+    for header in ["authorization", "dpop", "x-http-method-override"] {
+        assert!(allowed.contains(&header), "{header} must reach tollgate: {allowed:?}");
+    }
+}
+
+/// Istio's gRPC provider names tollgate's Service and the port its config serves gRPC on,
+/// fails closed, and is the provider of the CUSTOM policy.
+#[test]
+fn the_istio_grpc_provider_matches_its_tollgate_config() {
+    let config = load(&read("deploy/istio/tollgate.toml"), "deploy/istio/tollgate.toml");
+    let grpc = config.grpc.as_ref().expect("[grpc] listen");
+    assert!(grpc.listen.ip().is_unspecified(), "the sidecars call from the pod network");
+    let docs = documents("deploy/istio/istio.yaml");
+    let provider = &docs[0]["spec"]["meshConfig"]["extensionProviders"][0];
+    let grpc_provider = &provider["envoyExtAuthzGrpc"];
+    assert_eq!(grpc_provider["port"].as_u64(), Some(u64::from(grpc.listen.port())));
+    assert_eq!(grpc_provider["failOpen"], false);
+    assert!(grpc_provider.get("includeRequestBodyInCheck").is_none());
+    let policy = find(&docs, "AuthorizationPolicy", "api-tollgate");
+    assert_eq!(policy["spec"]["action"], "CUSTOM");
+    assert_eq!(policy["spec"]["provider"]["name"], provider["name"]);
+    let service = find(&docs, "Service", "tollgate");
+    let ports: Vec<(&str, u64)> = list(&service["spec"]["ports"])
+        .iter()
+        .map(|p| (text(&p["name"], "port name"), p["targetPort"].as_u64().unwrap_or(0)))
+        .collect();
+    assert!(ports.contains(&("grpc-ext-authz", u64::from(grpc.listen.port()))), "{ports:?}");
+    let ops = config.ops_listen.expect("ops_listen for probes");
+    assert!(ports.contains(&("http-ops", u64::from(ops.port()))), "{ports:?}");
+    let host = format!("tollgate.{}.svc.cluster.local", text(&service["metadata"]["namespace"], "namespace"));
+    assert_eq!(text(&grpc_provider["service"], "service"), host);
 }
 
 /// The JSON array of a Dockerfile instruction in exec form (continuation lines joined).

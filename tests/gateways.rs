@@ -123,7 +123,7 @@ async fn a_gateway_outside_the_trust_list_gets_500_and_is_counted() {
         );
         let metrics = app.send(request("GET", "/metrics", &[])).await.body;
         assert!(
-            metrics.contains(r#"tollgate_checks_total{outcome="error",reason="untrusted_gateway"} 1"#),
+            metrics.contains(r#"tollgate_checks_total{door="http",outcome="error",reason="untrusted_gateway"} 1"#),
             "{gateway}: {metrics}"
         );
     }

@@ -219,3 +219,21 @@ fn ops_listen_must_be_an_address_listen_does_not_hold() {
     let text = format!("listen = \"127.0.0.1:8080\"\nops_listen = \"0.0.0.0:9090\"\n{MINIMAL}");
     assert!(Config::load(&text, &HashMap::new()).is_ok());
 }
+
+#[test]
+fn grpc_listens_on_an_address_of_its_own() {
+    assert_eq!(Config::load(MINIMAL, &HashMap::new()).unwrap().grpc, None);
+    let text = format!("[grpc]\nlisten = \"127.0.0.1:9001\"\n{MINIMAL}");
+    let config = Config::load(&text, &HashMap::new()).unwrap();
+    assert_eq!(config.grpc, Some(GrpcConfig { listen: "127.0.0.1:9001".parse().unwrap() }));
+    assert!(describe(&config).contains("grpc listen       127.0.0.1:9001"), "{}", describe(&config));
+    let from_env = Config::load(MINIMAL, &env(&[("TOLLGATE_GRPC__LISTEN", "127.0.0.1:9002")])).unwrap();
+    assert_eq!(from_env.grpc.map(|g| g.listen.port()), Some(9002));
+    for (listen, message) in [("0.0.0.0:8080", "overlaps listen"), ("nine", "not an address")] {
+        let text = format!("[grpc]\nlisten = \"{listen}\"\n{MINIMAL}");
+        let found = problems(&text, &[]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].key, "grpc.listen");
+        assert!(found[0].message.contains(message), "{}", found[0].message);
+    }
+}

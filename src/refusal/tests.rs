@@ -142,6 +142,7 @@ fn all_reasons() -> Vec<Reason> {
         BadForwardedHeader,
         BadMethodOverride,
         ConflictingHost,
+        OversizedRequest,
         AmbiguousPath,
         GatewayHeadersMissing,
         UntrustedGateway,
