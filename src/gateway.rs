@@ -57,6 +57,8 @@ pub struct OriginalRequest {
     host: Option<String>,
     /// Normalized, without query or fragment.
     path: String,
+    /// `method` upper-cased, when that differs.
+    upper: Option<String>,
     /// Methods the request asks the upstream to act on instead of `method`, upper-cased:
     /// the method-override headers and `_method` query parameters.
     overrides: Vec<String>,
@@ -74,7 +76,13 @@ impl OriginalRequest {
             None => (None, None),
         };
         let (method, path) = (parse_method(method)?, normalize_path(strip_query(uri))?);
-        let mut request = OriginalRequest { method, scheme, authority, host, path, overrides: Vec::new() };
+        // CONNECT's target is an authority, not a path (RFC 9110 §9.3.6): there is no path
+        // to judge, whatever the gateway put in the URI header (Caddy sends `/`).
+        if method.eq_ignore_ascii_case("CONNECT") {
+            return Err(Reason::AmbiguousPath);
+        }
+        let upper = method.bytes().any(|b| b.is_ascii_lowercase()).then(|| method.to_ascii_uppercase());
+        let mut request = OriginalRequest { method, upper, scheme, authority, host, path, overrides: Vec::new() };
         for value in query_values(uri, "_method") {
             request.add_override(&value)?;
         }
@@ -106,6 +114,12 @@ impl OriginalRequest {
 
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// The method upper-cased, when that differs from it (`Delete`, `get`): some frameworks
+    /// act on it so (Django, Flask), though RFC 9110 §9.1 makes methods case-sensitive.
+    pub fn upper_method(&self) -> Option<&str> {
+        self.upper.as_deref()
     }
 
     /// The method overrides the request carries (`X-HTTP-Method-Override`, `X-HTTP-Method`,
@@ -268,13 +282,23 @@ fn from_parts(method: &str, uri: &str, proto: Option<&str>, host: Option<&str>) 
 /// which the DPoP `htu` needs for its port. The shipped config also sends
 /// `X-Original-Host: $host`, the host nginx routed on: when the two disagree the request
 /// is refused, so the route is never decided on a host nginx did not route on.
-fn agreeing_on_host(request: OriginalRequest, routed: Option<&str>) -> Result<OriginalRequest, Reason> {
-    let (Some(routed), Some(host)) = (routed, request.host()) else { return Ok(request) };
+///
+/// A request without `Host` (HTTP/1.0) leaves `$http_host` empty, and nginx sends no
+/// `X-Forwarded-Host`; `$host` is then the request line's host (`GET
+/// http://admin.example.com/x HTTP/1.0`) or the `server_name` that took the request, and
+/// nginx hands it to the upstream as `Host`: the route is decided on it. The request keeps
+/// no client-written authority, so a DPoP proof still cannot name its URL.
+fn agreeing_on_host(mut request: OriginalRequest, routed: Option<&str>) -> Result<OriginalRequest, Reason> {
+    let Some(routed) = routed else { return Ok(request) };
     let routed = Authority::parse(routed, request.scheme)?;
-    if routed.routed_host() != host {
-        return Err(Reason::ConflictingHost);
+    match request.host() {
+        Some(host) if routed.routed_host() != host => Err(Reason::ConflictingHost),
+        Some(_) => Ok(request),
+        None => {
+            request.host = Some(routed.routed_host().to_string());
+            Ok(request)
+        }
     }
-    Ok(request)
 }
 
 /// ingress-nginx sends the whole URL: `X-Original-URL: https://host/path?query`.
@@ -479,6 +503,12 @@ pub fn normalize_path(raw: &str) -> Result<String, Reason> {
     for part in raw[1..].split('/') {
         let (segment, had_escape) = normalize_segment(part)?;
         if had_escape && (segment == "." || segment == "..") {
+            return Err(Reason::AmbiguousPath);
+        }
+        // `..;x` is `..` to Tomcat, Jetty and Spring (path parameters stripped first) and a
+        // plain segment to the gateways and to tollgate: `/public/..;/admin` would be judged
+        // as a public path and served as /admin.
+        if segment.contains(';') && matches!(segment.split(';').next(), Some("." | "..")) {
             return Err(Reason::AmbiguousPath);
         }
         trailing_slash = matches!(segment.as_str(), "" | "." | "..");

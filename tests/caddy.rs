@@ -10,79 +10,22 @@
 mod e2e;
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use axum::http::StatusCode;
-use e2e::{Gateway, Options, Ports, Stack, received, substitute};
+use e2e::gateways::caddy::{Caddy, SHIPPED_CADDYFILE, TOLLGATE};
+use e2e::{Options, Stack, received};
 use support::JwksMode;
 
-const SHIPPED_CADDYFILE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/caddy/Caddyfile"));
 const SHIPPED_TOLLGATE_TOML: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/caddy/tollgate.toml"));
-
-/// The placeholders of the shipped Caddyfile.
-const SITE: &str = ":8000 {";
-const TOLLGATE: &str = "127.0.0.1:8080";
-const API: &str = "127.0.0.1:3000";
 
 /// The shipped `copy_headers` line, and the same with a header tollgate does not send (the
 /// tests' tollgate.toml has `[headers]` X-Auth-Email only).
-const COPY_HEADERS: &str = "copy_headers X-Auth-Subject X-Auth-Scheme X-Auth-Claims\n";
-const COPY_HEADERS_NAIVE: &str = "copy_headers X-Auth-Subject X-Auth-Scheme X-Auth-Claims X-Auth-Tenant\n";
+const COPY_HEADERS: &str =
+    "copy_headers X-Auth-Subject X-Auth-Scheme X-Auth-Claims X-Auth-Actor X-Auth-Delegation-Chain\n";
+const COPY_HEADERS_NAIVE: &str =
+    "copy_headers X-Auth-Subject X-Auth-Scheme X-Auth-Claims X-Auth-Actor X-Auth-Delegation-Chain X-Auth-Tenant\n";
 
 /// What `copy_headers` hands the API, up to Caddy 2.9, for a header the check did not send.
 const LITERAL_PLACEHOLDER: &str = "{http.reverse_proxy.header.X-Auth-Tenant}";
-
-struct Caddy {
-    binary: PathBuf,
-    /// The Caddyfile to run: the shipped one, or a variant of it.
-    caddyfile: String,
-}
-
-impl Caddy {
-    fn new() -> Caddy {
-        Caddy::with(SHIPPED_CADDYFILE.to_string())
-    }
-
-    fn with(caddyfile: String) -> Caddy {
-        Caddy { binary: e2e::find_binary("caddy", &["/usr/bin"], "apt-get install caddy"), caddyfile }
-    }
-
-    /// `(major, minor, patch)` of the installed Caddy (`2.6.2` from Debian, `v2.10.0 h1:…` upstream).
-    fn version(&self) -> (u32, u32, u32) {
-        let line = e2e::version_line(&self.binary, &["version"]);
-        e2e::parse_version(&line).unwrap_or_else(|| panic!("cannot read `caddy version`: {line:?}"))
-    }
-}
-
-impl Gateway for Caddy {
-    fn name(&self) -> &'static str {
-        "caddy"
-    }
-
-    fn prepare(&self, dir: &Path, ports: Ports) -> Command {
-        let site = substitute(
-            "deploy/caddy/Caddyfile",
-            &self.caddyfile,
-            &[
-                (SITE, 1, &format!("http://:{} {{\n\tbind 127.0.0.1", ports.listen)),
-                // Once in forward_auth (or reverse_proxy), once in the header comment.
-                (TOLLGATE, 2, &format!("127.0.0.1:{}", ports.check)),
-                (API, 2, &format!("127.0.0.1:{}", ports.api)),
-            ],
-        );
-        // Test-only global options, as the nginx test wraps its site in a main config: no
-        // admin endpoint (its fixed port would clash between tests), no certificates.
-        let caddyfile = format!("{{\n\tadmin off\n\tauto_https off\n}}\n\n{site}");
-        let path = dir.join("Caddyfile");
-        std::fs::write(&path, caddyfile).expect("write Caddyfile");
-        let mut command = Command::new(&self.binary);
-        command.arg("run").arg("--config").arg(&path).arg("--adapter").arg("caddyfile").current_dir(dir);
-        // Caddy saves its config and keeps its data under these; keep them in the test dir.
-        command.env("XDG_CONFIG_HOME", dir.join("config")).env("XDG_DATA_HOME", dir.join("data"));
-        command
-    }
-}
 
 common_scenarios!();
 

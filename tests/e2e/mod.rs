@@ -9,6 +9,8 @@
 //! and its own variants of the others).
 #![allow(dead_code)]
 
+pub mod gateways;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -113,13 +115,39 @@ impl Issuer {
 }
 
 // ---------------------------------------------------------------------------------------
-// The echo upstream: answers 200 with every request header it received.
+// The echo upstream: answers 200 with every request header it received, and records
+// every request it got (a HEAD answer has no body to read it from).
+
+/// Every request the echo upstream received, in order.
+type Received = Arc<Mutex<Vec<Seen>>>;
 
 /// `{"header-name": ["value", …], …, ":method": "GET", ":uri": "/path?query", ":body": "…"}`.
-async fn echo(method: Method, uri: Uri, headers: HeaderMap, request_body: String) -> axum::Json<Value> {
-    let mut body = serde_json::to_value(header_lists(&headers)).expect("json");
-    body[":method"] = json!(method.as_str());
-    body[":uri"] = json!(uri.to_string());
+/// The request is recorded before its body is read, so a body that fails to arrive
+/// (a framing a gateway and the upstream disagree on) still counts as received.
+async fn echo(
+    axum::extract::State(received): axum::extract::State<Received>,
+    request: axum::extract::Request,
+) -> axum::Json<Value> {
+    let (parts, body) = request.into_parts();
+    let seen = Seen {
+        method: parts.method.to_string(),
+        uri: parts.uri.to_string(),
+        headers: header_lists(&parts.headers),
+        body: String::new(),
+    };
+    let index = {
+        let mut all = received.lock().unwrap();
+        all.push(seen.clone());
+        all.len() - 1
+    };
+    let request_body = match axum::body::to_bytes(body, 1 << 20).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => format!("<body unreadable: {e}>"),
+    };
+    received.lock().unwrap()[index].body = request_body.clone();
+    let mut body = serde_json::to_value(&seen.headers).expect("json");
+    body[":method"] = json!(seen.method);
+    body[":uri"] = json!(seen.uri);
     body[":body"] = json!(request_body);
     axum::Json(body)
 }
@@ -221,7 +249,7 @@ pub async fn start_tollgate(
     unreachable!()
 }
 
-/// One request as a check endpoint received it.
+/// One request as a check endpoint or the echo upstream received it.
 #[derive(Debug, Clone)]
 pub struct Seen {
     pub method: String,
@@ -229,6 +257,8 @@ pub struct Seen {
     pub uri: String,
     /// Lower-case names, values in order.
     pub headers: BTreeMap<String, Vec<String>>,
+    /// The body, as text (the echo upstream only; empty at a check).
+    pub body: String,
 }
 
 impl Seen {
@@ -260,6 +290,7 @@ async fn stub_check(
         method: method.to_string(),
         uri: uri.to_string(),
         headers: header_lists(&headers),
+        body: String::new(),
     });
     let mut response = axum::response::Response::new(axum::body::Body::empty());
     for (name, value) in state.answer.lock().unwrap().iter() {
@@ -377,6 +408,8 @@ pub struct Stack {
     /// `http://127.0.0.1:PORT` of the check (tollgate or the stub).
     check_base: String,
     echo: tokio::task::JoinHandle<()>,
+    /// What the echo upstream received.
+    received: Received,
     pub issuer: Issuer,
     /// `http://127.0.0.1:PORT`, the gateway as the client sees it.
     pub base: String,
@@ -393,7 +426,8 @@ impl Drop for Stack {
 impl Stack {
     pub async fn start(gateway: &dyn Gateway, options: Options) -> Stack {
         let issuer = Issuer::start(options.jwks.clone()).await;
-        let (echo_addr, echo) = serve(Router::new().fallback(echo)).await;
+        let received = Received::default();
+        let (echo_addr, echo) = serve(Router::new().fallback(echo).with_state(received.clone())).await;
         let dir = TempDir::new(gateway.name());
         let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("client");
 
@@ -440,7 +474,12 @@ impl Stack {
 
         let base = format!("http://127.0.0.1:{port}");
         let check_base = format!("http://127.0.0.1:{check_port}");
-        Stack { gateway: process, tollgate, stub, check_base, echo, issuer, base, client, dir }
+        Stack { gateway: process, tollgate, stub, check_base, echo, received, issuer, base, client, dir }
+    }
+
+    /// Every request the echo upstream received so far (the readiness probes included), in order.
+    pub fn upstream_received(&self) -> Vec<Seen> {
+        self.received.lock().unwrap().clone()
     }
 
     /// The recording stub (when started with `stub: true`).
