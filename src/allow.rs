@@ -1,5 +1,9 @@
 //! A successful check, turned into the headers the gateway hands the upstream.
 //!
+//! `X-Auth-Actor` is the current actor (outermost `act.sub`, RFC 8693 §4.1) and
+//! `X-Auth-Delegation-Chain` every actor, outermost first, joined with `,`: both empty
+//! without `act`, both encoded like the subject (commas inside an actor escaped).
+//!
 //! `X-Auth-Subject` is the `sub` claim; bytes outside visible ASCII, and `%` itself, are
 //! percent-encoded (UTF-8), so a subject never carries raw non-ASCII bytes into a header
 //! (control characters were refused at verification). `X-Auth-Claims` is the verified
@@ -27,6 +31,8 @@ use crate::token::VerifiedToken;
 pub const X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-subject");
 pub const X_AUTH_SCHEME: HeaderName = HeaderName::from_static("x-auth-scheme");
 pub const X_AUTH_CLAIMS: HeaderName = HeaderName::from_static("x-auth-claims");
+pub const X_AUTH_ACTOR: HeaderName = HeaderName::from_static("x-auth-actor");
+pub const X_AUTH_DELEGATION_CHAIN: HeaderName = HeaderName::from_static("x-auth-delegation-chain");
 
 /// A request that may pass.
 #[derive(Debug, Clone)]
@@ -36,7 +42,14 @@ pub enum Allow {
     /// A verified token that met the route's requirements; `claims_b64` is the payload
     /// segment of the token as the request carried it (the verified JSON, base64url); with
     /// `dpop.nonce`, the nonce the client should put in its next proof.
-    Token { scheme: Scheme, token: Arc<VerifiedToken>, claims_b64: String, next_nonce: Option<String> },
+    Token {
+        scheme: Scheme,
+        token: Arc<VerifiedToken>,
+        claims_b64: String,
+        next_nonce: Option<String>,
+        /// The routes' downstream tokens (`exchange`), each in its header; marked sensitive.
+        downstream: Vec<(HeaderName, HeaderValue)>,
+    },
 }
 
 impl Allow {
@@ -47,11 +60,15 @@ impl Allow {
                 (X_AUTH_SUBJECT, HeaderValue::from_static("")),
                 (X_AUTH_SCHEME, HeaderValue::from_static("")),
                 (X_AUTH_CLAIMS, HeaderValue::from_static("")),
+                (X_AUTH_ACTOR, HeaderValue::from_static("")),
+                (X_AUTH_DELEGATION_CHAIN, HeaderValue::from_static("")),
             ],
             Allow::Token { scheme, token, claims_b64, .. } => vec![
                 (X_AUTH_SUBJECT, header_value(&encode_subject(token.subject()))),
                 (X_AUTH_SCHEME, HeaderValue::from_static(scheme.as_str())),
                 (X_AUTH_CLAIMS, header_value(claims_b64)),
+                (X_AUTH_ACTOR, header_value(&token.actors().first().map(|a| encode_subject(a)).unwrap_or_default())),
+                (X_AUTH_DELEGATION_CHAIN, header_value(&delegation_chain(token.actors()))),
             ],
         };
         for h in claim_headers {
@@ -61,11 +78,21 @@ impl Allow {
             };
             headers.push((h.name.clone(), header_value(&value)));
         }
+        if let Allow::Token { downstream, .. } = self {
+            headers.extend(downstream.iter().cloned());
+        }
         if let Allow::Token { next_nonce: Some(nonce), .. } = self {
             headers.push((DPOP_NONCE, header_value(nonce)));
         }
         Answer { status: StatusCode::OK, headers, body: String::new() }
     }
+}
+
+/// Every actor, the current one first, each encoded like `X-Auth-Subject` and its commas
+/// escaped, joined with `,`.
+fn delegation_chain(actors: &[Box<str>]) -> String {
+    let encoded: Vec<String> = actors.iter().map(|a| encode_subject(a).replace(',', "%2C")).collect();
+    encoded.join(",")
 }
 
 /// Longest claim header value passed upstream.

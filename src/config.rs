@@ -103,6 +103,8 @@ pub struct Config {
     pub headers: Vec<ClaimHeader>,
     pub log: LogConfig,
     pub cache: CacheConfig,
+    /// `[client]`: tollgate's own client at the issuer, for routes with an `exchange`.
+    pub client: Option<ClientConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +211,14 @@ pub fn describe(config: &Config) -> String {
     if let Some(ops) = config.ops_listen {
         let _ = writeln!(out, "ops_listen        {ops} (/healthz, /readyz, /metrics only)");
     }
+    if let Some(client) = &config.client {
+        let auth = match &client.auth {
+            ClientAuth::SecretPost(_) => "client_secret_post".to_string(),
+            ClientAuth::SecretBasic(_) => "client_secret_basic".to_string(),
+            ClientAuth::PrivateKeyJwt { algorithm, .. } => format!("private_key_jwt, {algorithm}"),
+        };
+        let _ = writeln!(out, "client            {} ({auth}), timeout {:?}", client.client_id, client.timeout);
+    }
     if let Some(grpc) = &config.grpc {
         let _ = writeln!(out, "grpc listen       {} (Envoy ext_authz Check, gRPC health)", grpc.listen);
     }
@@ -282,6 +292,11 @@ const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("listen", EnvKind::Str),
     ("ops_listen", EnvKind::Str),
     ("grpc.listen", EnvKind::Str),
+    ("client.client_id", EnvKind::Str),
+    ("client.client_secret", EnvKind::Str),
+    ("client.client_secret_file", EnvKind::Str),
+    ("client.auth", EnvKind::Str),
+    ("client.private_key_file", EnvKind::Str),
     ("default", EnvKind::Str),
     ("path_matching", EnvKind::Str),
     ("issuer.domain", EnvKind::Str),
@@ -399,6 +414,7 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     cache: RawCache,
+    client: Option<exchange::RawClient>,
 }
 
 fn default_listen() -> String {
@@ -512,6 +528,9 @@ struct RawRoute {
     organizations: Vec<String>,
     #[serde(default)]
     claims: BTreeMap<String, String>,
+    #[serde(default)]
+    actors: Vec<String>,
+    exchange: Option<exchange::RawExchange>,
     dpop: Option<String>,
     #[serde(default)]
     public: bool,
@@ -574,6 +593,8 @@ impl RawConfig {
             p.add("routes", "a route requires DPoP while dpop.enabled is false");
         }
         let headers = claim_headers(self.headers, &mut p);
+        let client = self.client.and_then(|c| c.validate(&mut p));
+        check_exchanges(&routes, &headers, client.is_some(), &mut p);
         let log = LogConfig { format: self.log.format, level: self.log.level };
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log.level) {
             p.add("log.level", format!("not a log filter: {e}"));
@@ -594,6 +615,7 @@ impl RawConfig {
                 headers,
                 log,
                 cache,
+                client,
             })
         } else {
             Err(ConfigError { problems: p.0 })
@@ -867,10 +889,15 @@ impl RawRoute {
             && self.permissions.is_empty()
             && self.organizations.is_empty()
             && self.claims.is_empty()
+            && self.actors.is_empty()
             && !dpop_required);
         if self.public && requires_token {
-            p.add(key, "a public route cannot require scopes, permissions, organizations, claims or DPoP");
+            p.add(key, "a public route cannot require scopes, permissions, organizations, claims, actors or DPoP");
         }
+        if self.public && self.exchange.is_some() {
+            p.add(format!("{key}.exchange"), "a public route has no token to exchange");
+        }
+        let exchange = self.exchange.and_then(|e| e.validate(&format!("{key}.exchange"), p));
         if self.claims.keys().any(|k| k.is_empty()) {
             p.add(format!("{key}.claims"), "claim names must not be empty");
         }
@@ -883,6 +910,8 @@ impl RawRoute {
             permissions: self.permissions,
             organizations: self.organizations,
             claims: self.claims.into_iter().collect(),
+            actors: self.actors,
+            exchange,
             dpop_required,
             public: self.public,
         }
@@ -894,6 +923,8 @@ const RESERVED_HEADERS: &[&str] = &[
     "x-auth-subject",
     "x-auth-scheme",
     "x-auth-claims",
+    "x-auth-actor",
+    "x-auth-delegation-chain",
     "authorization",
     "dpop",
     "dpop-nonce",
@@ -912,6 +943,19 @@ const RESERVED_HEADERS: &[&str] = &[
     "cookie",
     "set-cookie",
 ];
+
+/// Exchanges need `[client]`, and their headers must not be claim headers too.
+fn check_exchanges(routes: &[Route], headers: &[ClaimHeader], client: bool, p: &mut Problems) {
+    for (n, route) in routes.iter().enumerate() {
+        let Some(exchange) = &route.exchange else { continue };
+        if !client {
+            p.add(format!("routes[{n}].exchange"), "needs [client] (tollgate's own client at the issuer)");
+        }
+        if headers.iter().any(|h| h.name == exchange.header) {
+            p.add(format!("routes[{n}].exchange.header"), format!("{} is also a [headers] entry", exchange.header));
+        }
+    }
+}
 
 fn claim_headers(table: BTreeMap<String, String>, p: &mut Problems) -> Vec<ClaimHeader> {
     table
@@ -949,6 +993,10 @@ fn checked_path(path: String, key: &str, p: &mut Problems, make: fn(String) -> P
     }
     make(path)
 }
+
+mod exchange;
+
+pub use exchange::{ClientAuth, ClientConfig, Exchange, Grant, Secret, signing_key as exchange_signing_key};
 
 #[cfg(test)]
 mod tests;

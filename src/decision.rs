@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::allow::Allow;
 use crate::clock::Clock;
@@ -20,6 +20,7 @@ use crate::credentials::{self, Credentials};
 use crate::dpop::nonce::Nonces;
 use crate::dpop::proof::{self, Expected, ProofSettings};
 use crate::dpop::replay::ReplayStore;
+use crate::exchange::Exchanger;
 use crate::gateway::{self, CheckRequest, OriginalRequest};
 use crate::issuer::Issuer;
 use crate::metrics::Metrics;
@@ -56,6 +57,8 @@ pub struct Checker {
     keep: Vec<String>,
     /// With `dpop.nonce`: mints and checks server nonces.
     nonces: Option<Nonces>,
+    /// With `[client]`: obtains the downstream tokens of routes with an `exchange`.
+    exchanger: Option<Exchanger>,
     issuer: Arc<Issuer>,
     cache: Arc<TokenCache>,
     metrics: Arc<Metrics>,
@@ -86,6 +89,11 @@ impl Checker {
                     .chain(config.headers.iter().map(|h| h.claim.as_str())),
             ),
             nonces: config.dpop.nonce.then(|| Nonces::new(config.dpop.nonce_secret.as_deref().unwrap_or_default())),
+            exchanger: config.client.as_ref().and_then(|client| {
+                Exchanger::new(client, issuer.clone(), metrics.clone(), clock.clone())
+                    .inspect_err(|e| tracing::error!(error = %e, "client key unusable: exchanges will answer 503"))
+                    .ok()
+            }),
             config,
             issuer,
             cache,
@@ -251,10 +259,30 @@ impl Checker {
             Some(proof) => self.use_proof(&proof).await.map_err(refuse)?,
             None => None,
         };
+        let downstream = self.downstream_tokens(routes, credentials.token(), &token).await.map_err(refuse)?;
         // The token verified (or was cached under its hash), so its payload segment is the
         // verified JSON: the cache need not keep a copy.
         let claims_b64 = credentials.token().split('.').nth(1).unwrap_or_default().to_string();
-        Ok(Allow::Token { scheme, token, claims_b64, next_nonce })
+        Ok(Allow::Token { scheme, token, claims_b64, next_nonce, downstream })
+    }
+
+    /// The routes' downstream tokens, each in its header: last, once everything else
+    /// passed, so a refused request never costs a call to the issuer.
+    async fn downstream_tokens(
+        &self,
+        routes: &[&Route],
+        raw: &str,
+        token: &VerifiedToken,
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, Reason> {
+        let mut headers = Vec::new();
+        for route in routes {
+            let Some(exchange) = &route.exchange else { continue };
+            let exchanger = self.exchanger.as_ref().ok_or(Reason::ExchangeUnavailable)?;
+            let index = self.policy.index_of(route);
+            let value = exchanger.token(index, exchange, raw, token.expires_at()).await?;
+            headers.push((exchange.header.clone(), value));
+        }
+        Ok(headers)
     }
 
     /// Checks the server nonce and records the proof as used; returns the next nonce.

@@ -24,6 +24,12 @@ pub struct Metrics {
     pub issuer_keys: IntGauge,
     /// `tollgate_build_info{version}`: always 1; tells which build a scrape came from.
     pub build_info: IntGaugeVec,
+    /// `tollgate_exchanges_total{outcome}`: calls to the token endpoint by outcome (ok,
+    /// refused, rate_limited, unavailable).
+    pub exchanges: IntCounterVec,
+    pub exchange_cache_hits: IntCounter,
+    pub exchange_cache_misses: IntCounter,
+    pub exchange_duration: Histogram,
 }
 
 impl Metrics {
@@ -64,6 +70,27 @@ impl Metrics {
             issuer_keys: IntGauge::new("tollgate_issuer_keys", "Usable keys in the current key set.")
                 .expect("valid metric"),
             build_info: build_info(),
+            exchanges: IntCounterVec::new(
+                Opts::new(
+                    "tollgate_exchanges_total",
+                    "Token exchanges at the issuer, by outcome (ok, refused, rate_limited, unavailable).",
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+            exchange_cache_hits: counter(
+                "tollgate_exchange_cache_hits_total",
+                "Downstream tokens (or a recent failure) served from the exchange cache.",
+            ),
+            exchange_cache_misses: counter(
+                "tollgate_exchange_cache_misses_total",
+                "Downstream tokens that needed a call to the token endpoint.",
+            ),
+            exchange_duration: Histogram::with_opts(
+                HistogramOpts::new("tollgate_exchange_duration_seconds", "Time of one call to the token endpoint.")
+                    .buckets(vec![0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            )
+            .expect("valid metric"),
             registry,
         };
         metrics.register_all();
@@ -80,6 +107,10 @@ impl Metrics {
             Box::new(self.token_cache_misses.clone()),
             Box::new(self.issuer_keys.clone()),
             Box::new(self.build_info.clone()),
+            Box::new(self.exchanges.clone()),
+            Box::new(self.exchange_cache_hits.clone()),
+            Box::new(self.exchange_cache_misses.clone()),
+            Box::new(self.exchange_duration.clone()),
         ];
         for c in collectors {
             // Names are fixed and distinct, so registration cannot fail.
@@ -87,7 +118,6 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition.
     /// The allow counter of `door`.
     pub fn allowed(&self, door: Door) -> &IntCounter {
         match door {
@@ -96,6 +126,7 @@ impl Metrics {
         }
     }
 
+    /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);

@@ -100,6 +100,10 @@ pub struct Route {
     pub organizations: Vec<String>,
     /// Each claim must equal the string, or be an array holding it.
     pub claims: Vec<(String, String)>,
+    /// When not empty, the current actor (outermost `act.sub`) must be one of these.
+    pub actors: Vec<String>,
+    /// A downstream token to obtain for the upstream once the request is allowed.
+    pub exchange: Option<crate::config::Exchange>,
     /// DPoP required on this route even where it is only allowed globally.
     pub dpop_required: bool,
     /// No token needed.
@@ -162,7 +166,7 @@ impl Policy {
             Requirement::Deny => "denied: a reading matches no route and default = \"deny\"".to_string(),
             Requirement::Token(routes) if routes.is_empty() => "a valid token is enough".to_string(),
             Requirement::Token(routes) => {
-                let numbers: Vec<String> = routes.iter().map(|r| (self.position(r) + 1).to_string()).collect();
+                let numbers: Vec<String> = routes.iter().map(|r| (self.index_of(r) + 1).to_string()).collect();
                 format!("a valid token meeting route {}", numbers.join(" and route "))
             }
         };
@@ -201,7 +205,7 @@ impl Policy {
             Requirement::Deny => "deny".to_string(),
             Requirement::Token(routes) if routes.is_empty() => "token".to_string(),
             Requirement::Token(routes) => {
-                let numbers: Vec<String> = routes.iter().map(|r| (self.position(r) + 1).to_string()).collect();
+                let numbers: Vec<String> = routes.iter().map(|r| (self.index_of(r) + 1).to_string()).collect();
                 format!("token+routes {}", numbers.join(","))
             }
         }
@@ -212,7 +216,8 @@ impl Policy {
         self.routes.iter().position(|r| r.matches(request.host(), reading))
     }
 
-    fn position(&self, route: &Route) -> usize {
+    /// The index of `route` (one of these routes) in the config's order.
+    pub fn index_of(&self, route: &Route) -> usize {
         self.routes.iter().position(|r| std::ptr::eq(r, route)).unwrap_or_default()
     }
 }
@@ -249,12 +254,37 @@ pub fn describe(route: &Route) -> String {
         for (name, value) in &route.claims {
             needs.push(format!("claim {name} = {value}"));
         }
+        if !route.actors.is_empty() {
+            needs.push(format!("actor one of {}", route.actors.join(" ")));
+        }
         if route.dpop_required {
             needs.push("DPoP".to_string());
+        }
+        if let Some(exchange) = &route.exchange {
+            needs.push(describe_exchange(exchange));
         }
         needs.join(", ")
     };
     format!("{methods} {host} {path} -> {needs}")
+}
+
+/// What a route's exchange obtains, and where it puts it (never a secret: none is here).
+fn describe_exchange(exchange: &crate::config::Exchange) -> String {
+    use crate::config::Grant;
+    let what = match &exchange.grant {
+        Grant::OnBehalfOf { audience, scope } => {
+            format!(
+                "on-behalf-of token for {audience}{}",
+                scope.as_ref().map(|s| format!(" ({s})")).unwrap_or_default()
+            )
+        }
+        Grant::Profile { subject_token_type, audience, .. } => format!(
+            "a token from exchange profile {subject_token_type}{}",
+            audience.as_ref().map(|a| format!(" for {a}")).unwrap_or_default()
+        ),
+        Grant::Connection { connection } => format!("the token-vault token of connection {connection}"),
+    };
+    format!("then exchanged for {what} in {}", exchange.header)
 }
 
 /// Whether a verified token meets the requirements of every route a request matched.
@@ -280,6 +310,10 @@ fn check_route(route: &Route, token: &VerifiedToken) -> Result<(), Reason> {
     }
     if !route.claims.iter().all(|(name, want)| holds(token.claim(name), want)) {
         return Err(Reason::ClaimMismatch);
+    }
+    let actor = token.actors().first().map(AsRef::as_ref);
+    if !route.actors.is_empty() && !actor.is_some_and(|a| route.actors.iter().any(|want| want == a)) {
+        return Err(Reason::ActorNotAllowed);
     }
     Ok(())
 }

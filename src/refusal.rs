@@ -149,6 +149,9 @@ pub enum Reason {
     BadSubject,
     /// `cnf` is present but holds no usable `jkt` (RFC 7800): the binding cannot be checked. 401 `invalid_token`.
     UnusableConfirmation,
+    /// `act` (RFC 8693 §4.1) is not an object with a string `sub`, or nests deeper than
+    /// [`crate::delegation::MAX_DEPTH`]. 401 `invalid_token`.
+    InvalidActClaim,
     /// A DPoP-bound token (`cnf.jkt`) presented with the Bearer scheme (RFC 9449 §7.2). 401 `invalid_token`.
     BoundTokenAsBearer,
 
@@ -205,8 +208,22 @@ pub enum Reason {
     WrongOrganization,
     /// A claim the route requires is absent or has another value. 403 `insufficient_scope`.
     ClaimMismatch,
+    /// The route has `actors` and the token's current actor (outermost `act.sub`) is
+    /// absent or not one of them. 403 `insufficient_scope`.
+    ActorNotAllowed,
     /// No route matched and `default = "deny"`. 403, no challenge.
     NoRouteAllows,
+
+    // --- The downstream token (a route's `exchange`) ---
+    /// The issuer refused the exchange with this OAuth error code (4xx). 403 with body
+    /// `{"error": "exchange_refused", "error_description": code}`, no challenge.
+    ExchangeRefused { code: String },
+    /// The token endpoint answered 429: no calls for `retry_after` seconds. 503 with that
+    /// `Retry-After`.
+    ExchangeRateLimited { retry_after: i64 },
+    /// The token endpoint is unknown, unreachable, slow past the timeout, failing (5xx) or
+    /// answered something unusable. 503 with `Retry-After`.
+    ExchangeUnavailable,
 
     // --- tollgate itself ---
     /// No issuer keys loaded yet (start-up, issuer unreachable). 503 with `Retry-After`.
@@ -249,7 +266,7 @@ impl Reason {
             TokenTooLarge | MalformedToken | MalformedHeader | AlgorithmNotAllowed | CriticalHeader
             | WrongTokenType | UnknownKey | KeyAlgorithmMismatch | BadSignature | MalformedClaims | WrongIssuer
             | WrongAudience | Expired | NotYetValid | MissingClaim | BadSubject | UnusableConfirmation
-            | BoundTokenAsBearer => (Status::Unauthorized, INVALID_TOKEN),
+            | InvalidActClaim | BoundTokenAsBearer => (Status::Unauthorized, INVALID_TOKEN),
             ProofTooLarge
             | MalformedProof
             | WrongProofType
@@ -268,10 +285,11 @@ impl Reason {
             KeyBindingMismatch | TokenNotBound => (Status::Unauthorized, INVALID_TOKEN),
             UseDpopNonce { .. } => (Status::Unauthorized, Some(ErrorCode::UseDpopNonce)),
             ReplayStoreFull | ReplayStoreUnavailable => (Status::Unavailable, None),
-            InsufficientScope { .. } | MissingPermission | WrongOrganization | ClaimMismatch => {
+            InsufficientScope { .. } | MissingPermission | WrongOrganization | ClaimMismatch | ActorNotAllowed => {
                 (Status::Forbidden, Some(ErrorCode::InsufficientScope))
             }
-            NoRouteAllows => (Status::Forbidden, None),
+            NoRouteAllows | ExchangeRefused { .. } => (Status::Forbidden, None),
+            ExchangeRateLimited { .. } | ExchangeUnavailable => (Status::Unavailable, None),
             NoIssuerKeys => (Status::Unavailable, None),
         }
     }
@@ -317,6 +335,7 @@ impl Reason {
             BadSubject => "invalid subject",
             UnusableConfirmation => "unsupported token binding",
             BoundTokenAsBearer => "DPoP-bound token sent as a Bearer token",
+            InvalidActClaim => "invalid act claim",
             ProofTooLarge => "DPoP proof too large",
             MalformedProof => "malformed DPoP proof",
             WrongProofType => "wrong DPoP proof type",
@@ -341,7 +360,11 @@ impl Reason {
             MissingPermission => "required permission missing",
             WrongOrganization => "organization not allowed",
             ClaimMismatch => "required claim value missing",
+            ActorNotAllowed => "actor not allowed",
             NoRouteAllows => "no route allows this request",
+            ExchangeRefused { .. } => "the issuer refused the token exchange",
+            ExchangeRateLimited { .. } => "token exchange rate-limited by the issuer",
+            ExchangeUnavailable => "token exchange unavailable",
             NoIssuerKeys => "issuer keys not available",
         }
     }
@@ -387,6 +410,7 @@ impl Reason {
             BadSubject => "bad_subject",
             UnusableConfirmation => "unusable_confirmation",
             BoundTokenAsBearer => "bound_token_as_bearer",
+            InvalidActClaim => "invalid_act_claim",
             ProofTooLarge => "proof_too_large",
             MalformedProof => "malformed_proof",
             WrongProofType => "wrong_proof_type",
@@ -411,7 +435,11 @@ impl Reason {
             MissingPermission => "missing_permission",
             WrongOrganization => "wrong_organization",
             ClaimMismatch => "claim_mismatch",
+            ActorNotAllowed => "actor_not_allowed",
             NoRouteAllows => "no_route_allows",
+            ExchangeRefused { .. } => "exchange_refused",
+            ExchangeRateLimited { .. } => "exchange_rate_limited",
+            ExchangeUnavailable => "exchange_unavailable",
             NoIssuerKeys => "no_issuer_keys",
         }
     }
@@ -520,11 +548,23 @@ pub fn respond(refusal: &Refusal, settings: &ChallengeSettings) -> Answer {
     {
         headers.push((DPOP_NONCE, value));
     }
-    if class == Status::Unavailable {
-        headers.push((RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS)));
+    match reason {
+        Reason::ExchangeRateLimited { retry_after } => headers.push((RETRY_AFTER, HeaderValue::from(*retry_after))),
+        _ if class == Status::Unavailable => {
+            headers.push((RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS)));
+        }
+        _ => {}
     }
-    let error = code.map_or_else(|| fallback_error(class), ErrorCode::as_str);
-    let body = serde_json::json!({ "error": error, "error_description": reason.description() });
+    let body = match reason {
+        // The issuer's own code: checked against RFC 6749 §5.2's characters when read.
+        Reason::ExchangeRefused { code } => {
+            serde_json::json!({ "error": "exchange_refused", "error_description": code })
+        }
+        _ => {
+            let error = code.map_or_else(|| fallback_error(class), ErrorCode::as_str);
+            serde_json::json!({ "error": error, "error_description": reason.description() })
+        }
+    };
     Answer { status, headers, body: body.to_string() }
 }
 

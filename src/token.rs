@@ -5,7 +5,7 @@
 //! RFC 8725 §3.1; no `crit`, RFC 7515 §4.1.11; `typ` `at+jwt` or `JWT`, RFC 9068 §4),
 //! key by `kid` and algorithm family, signature, then claims (RFC 7519 §7.2, RFC 9068 §4):
 //! `iss` exact, `aud` any match, `exp` required, `nbf`, `iat` and `sub` present and typed,
-//! with `leeway`. `jku`, `x5u`, `x5c` and `jwk` headers are never followed.
+//! with `leeway`; `act` read strictly ([`crate::delegation`]). `jku`, `x5u`, `x5c` and `jwk` headers are never followed.
 //!
 //! The signature check is jsonwebtoken's `crypto::verify` (aws-lc-rs backend); the claims
 //! are read here, once, with their JSON types checked, so a wrong-typed `exp` can never be
@@ -15,6 +15,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
 use crate::config::IssuerConfig;
+use crate::delegation;
 use crate::issuer::{IssuerKey, KeySet};
 use crate::jws::{self, JwsError};
 use crate::refusal::Reason;
@@ -26,7 +27,7 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 ///
 /// Laid out small on purpose: the verified-token cache holds up to 100,000 of these and
 /// must stay within 30 MB, so the subject and scope share one allocation and the rarely
-/// present parts (binding, kept claims) sit behind one optional box.
+/// present parts (binding, kept claims, delegation chain) sit behind one optional box.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
     /// `sub` followed by `scope` (space-delimited; empty when absent).
@@ -44,11 +45,14 @@ struct Extra {
     jkt: Option<Box<str>>,
     /// The claims routes and `[headers]` read, kept from the verified payload.
     kept: Box<[(String, Value)]>,
+    /// The delegation chain from `act`, the current actor first (RFC 8693 §4.1).
+    actors: Box<[Box<str>]>,
 }
 
 impl VerifiedToken {
-    fn new(subject: &str, scope: &str, expires_at: i64, jkt: Option<Box<str>>, kept: Box<[(String, Value)]>) -> Self {
-        let extra = (jkt.is_some() || !kept.is_empty()).then(|| Box::new(Extra { jkt, kept }));
+    fn new(subject: &str, scope: &str, expires_at: i64, extra: Extra) -> Self {
+        let used = extra.jkt.is_some() || !extra.kept.is_empty() || !extra.actors.is_empty();
+        let extra = used.then(|| Box::new(extra));
         // `sub` was checked to be a short header-safe string; a `sub` over 4 GiB cannot pass
         // the 8 KiB token cap.
         let subject_len = u32::try_from(subject.len()).unwrap_or(u32::MAX);
@@ -70,6 +74,11 @@ impl VerifiedToken {
 
     pub fn expires_at(&self) -> i64 {
         self.expires_at
+    }
+
+    /// The delegation chain, the current actor (outermost `act.sub`) first; empty without `act`.
+    pub fn actors(&self) -> &[Box<str>] {
+        self.extra.as_ref().map_or(&[], |e| &e.actors)
     }
 
     pub fn jkt(&self) -> Option<&str> {
@@ -135,7 +144,8 @@ pub fn verify_keeping(
     let claims = compact.payload().map_err(|_| Reason::MalformedClaims)?;
     let checked = check_claims(&claims, config, now)?;
     let kept = keep.iter().filter_map(|name| claims.get_key_value(name)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    Ok(VerifiedToken::new(checked.subject, checked.scope, checked.expires_at, checked.jkt, kept))
+    let extra = Extra { jkt: checked.jkt, kept, actors: checked.actors.into_boxed_slice() };
+    Ok(VerifiedToken::new(checked.subject, checked.scope, checked.expires_at, extra))
 }
 
 /// What the claim checks extract for a [`VerifiedToken`].
@@ -144,6 +154,7 @@ struct Checked<'a> {
     scope: &'a str,
     expires_at: i64,
     jkt: Option<Box<str>>,
+    actors: Vec<Box<str>>,
 }
 
 /// `alg`, `crit` and `typ`; returns the algorithm to verify with.
@@ -231,7 +242,8 @@ fn check_claims<'a>(claims: &'a Map<String, Value>, config: &IssuerConfig, now: 
     }
     let scope = scope(claims.get("scope"));
     let jkt = confirmation(claims.get("cnf"))?;
-    Ok(Checked { subject, scope, expires_at, jkt })
+    let actors = delegation::chain(claims.get("act"))?;
+    Ok(Checked { subject, scope, expires_at, jkt, actors })
 }
 
 /// The `scope` claim if it follows RFC 6749 §3.3 (scope-tokens joined by single spaces).

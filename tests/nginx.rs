@@ -78,6 +78,12 @@ async fn paths_are_judged_as_upstream_routers_read_them() {
 }
 
 #[tokio::test]
+async fn downstream_token_and_delegation_reach_upstream() {
+    let stack = Stack::start(&Nginx::new(), Options { extra: e2e::EXCHANGE, ..Options::default() }).await;
+    e2e::downstream_token_and_delegation_reach_upstream(&stack).await;
+}
+
+#[tokio::test]
 async fn a_trust_list_missing_the_gateway_fails_closed() {
     let stack = Stack::start(&Nginx::new(), Options { trusted: e2e::UNTRUSTED, ..Options::default() }).await;
     e2e::a_trust_list_missing_the_gateway_fails_closed(&stack).await;

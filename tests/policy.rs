@@ -253,3 +253,67 @@ async fn exact_path_matching_reads_the_path_as_sent() {
     // Methods are still read as the upstream acts on them.
     assert_eq!(nginx_check(&app, "HEAD", "/reports/q", &read, &[]).await.status, StatusCode::FORBIDDEN);
 }
+
+/// `act` of `depth` actors, `agent-0` outermost (the current actor).
+fn act_chain(depth: usize) -> Option<serde_json::Value> {
+    (0..depth).rev().fold(None, |inner, n| {
+        let mut act = json!({ "sub": format!("agent-{n}") });
+        if let Some(inner) = inner {
+            act["act"] = inner;
+        }
+        Some(act)
+    })
+}
+
+const ACTOR_RULES: &str = r#"
+[[routes]]
+path_prefix = "/calendar"
+actors = ["agent-0", "mcp_server_client_id"]
+"#;
+
+#[tokio::test]
+async fn every_200_carries_the_current_actor_and_the_delegation_chain() {
+    let app = TestApp::new(ACTOR_RULES).await;
+    for depth in [0, 1, 3, 8] {
+        let mut token = app.token();
+        if let Some(act) = act_chain(depth) {
+            token = token.claim("act", act);
+        }
+        let answer = get(&app, "/orders", &token.sign()).await;
+        assert_eq!(answer.status, StatusCode::OK, "depth {depth}: {}", answer.body);
+        let chain: Vec<String> = (0..depth).map(|n| format!("agent-{n}")).collect();
+        let actor = chain.first().cloned().unwrap_or_default();
+        assert_eq!(answer.header("x-auth-actor"), Some(actor.as_str()), "depth {depth}");
+        assert_eq!(answer.header("x-auth-delegation-chain"), Some(chain.join(",").as_str()), "depth {depth}");
+    }
+    // Actors are encoded like the subject; a comma inside one cannot split the chain.
+    let odd = app.token().claim("act", json!({ "sub": "a,b é", "act": { "sub": "c" } })).sign();
+    let answer = get(&app, "/orders", &odd).await;
+    assert_eq!(answer.header("x-auth-actor"), Some("a,b%20%C3%A9"));
+    assert_eq!(answer.header("x-auth-delegation-chain"), Some("a%2Cb%20%C3%A9,c"));
+}
+
+#[tokio::test]
+async fn an_unreadable_or_too_deep_act_makes_the_token_invalid() {
+    let app = TestApp::new(ACTOR_RULES).await;
+    for act in [act_chain(9).unwrap(), json!("agent"), json!({ "sub": "" }), json!({ "sub": "a", "act": [1] })] {
+        let token = app.token().claim("act", act.clone()).sign();
+        get(&app, "/orders", &token).await.assert_invalid_token("invalid act claim");
+    }
+}
+
+#[tokio::test]
+async fn a_route_with_actors_admits_only_its_current_actors() {
+    let app = TestApp::new(ACTOR_RULES).await;
+    for depth in [1, 3, 8] {
+        let token = app.token().claim("act", act_chain(depth).unwrap()).sign();
+        assert_eq!(get(&app, "/calendar/events", &token).await.status, StatusCode::OK, "depth {depth}");
+    }
+    let mcp = app.token().claim("act", json!({ "sub": "mcp_server_client_id", "act": { "sub": "agent-0" } })).sign();
+    assert_eq!(get(&app, "/calendar/events", &mcp).await.status, StatusCode::OK);
+    // A prior actor does not count: only the outermost act.sub is authorized on.
+    let prior = app.token().claim("act", json!({ "sub": "stranger", "act": { "sub": "agent-0" } })).sign();
+    assert_forbidden(&get(&app, "/calendar/events", &prior).await, "actor not allowed");
+    // No act at all: no actor.
+    assert_forbidden(&get(&app, "/calendar/events", &app.token().sign()).await, "actor not allowed");
+}

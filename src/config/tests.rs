@@ -237,3 +237,106 @@ fn grpc_listens_on_an_address_of_its_own() {
         assert!(found[0].message.contains(message), "{}", found[0].message);
     }
 }
+
+const CLIENT: &str = "[client]\nclient_id = \"c\"\nclient_secret = \"s\"\n";
+
+fn with_route(route: &str, client: &str) -> String {
+    format!("{MINIMAL}\n{client}\n[[routes]]\npath_prefix = \"/x\"\n{route}\n")
+}
+
+#[test]
+fn exchanges_are_read_in_their_three_forms() {
+    use crate::config::{Exchange, Grant};
+    let obo = r#"exchange = { audience = "https://down.example.com", scope = "a b" }"#;
+    let c = Config::load(&with_route(obo, CLIENT), &HashMap::new()).unwrap();
+    let expected = Grant::OnBehalfOf { audience: "https://down.example.com".into(), scope: Some("a b".into()) };
+    assert_eq!(
+        c.routes[0].exchange,
+        Some(Exchange { grant: expected, header: "x-auth-downstream-token".parse().unwrap() })
+    );
+    let vault = r#"exchange = { connection = "google-oauth2", header = "X-Auth-Google" }"#;
+    let c = Config::load(&with_route(vault, CLIENT), &HashMap::new()).unwrap();
+    assert!(
+        matches!(&c.routes[0].exchange, Some(Exchange { grant: Grant::Connection { .. }, header }) if header == "x-auth-google")
+    );
+    let profile =
+        r#"exchange = { subject_token_type = "urn:acme:mcp", extra = { n = 1, on = true, list = ["a", 2] } }"#;
+    let c = Config::load(&with_route(profile, CLIENT), &HashMap::new()).unwrap();
+    let Some(Exchange { grant: Grant::Profile { extra, .. }, .. }) = &c.routes[0].exchange else { panic!() };
+    assert_eq!(
+        extra,
+        &vec![
+            ("list".to_string(), vec!["a".to_string(), "2".to_string()]),
+            ("n".into(), vec!["1".into()]),
+            ("on".into(), vec!["true".into()])
+        ]
+    );
+}
+
+#[test]
+fn every_bad_exchange_is_refused_naming_its_key() {
+    let too_many: Vec<String> = (0..21).map(|n| format!("\"v{n}\"")).collect();
+    let cases = [
+        (r#"exchange = { audience = "a" }"#, "", "routes[0].exchange"),
+        (r#"exchange = { scope = "a" }"#, CLIENT, "routes[0].exchange.audience"),
+        (
+            r#"exchange = { subject_token_type = "urn:ietf:params:oauth:token-type:jwt" }"#,
+            CLIENT,
+            "routes[0].exchange.subject_token_type",
+        ),
+        (
+            r#"exchange = { subject_token_type = "https://auth0.com/x" }"#,
+            CLIENT,
+            "routes[0].exchange.subject_token_type",
+        ),
+        (
+            r#"exchange = { subject_token_type = "urn:acme:x", extra = { Scope = "x" } }"#,
+            CLIENT,
+            "routes[0].exchange.extra.Scope",
+        ),
+        (
+            r#"exchange = { subject_token_type = "urn:acme:x", extra = { grant_type = "x" } }"#,
+            CLIENT,
+            "routes[0].exchange.extra.grant_type",
+        ),
+        (
+            r#"exchange = { subject_token_type = "urn:acme:x", extra = { t = { a = 1 } } }"#,
+            CLIENT,
+            "routes[0].exchange.extra.t",
+        ),
+        (r#"exchange = { audience = "a", header = "X-Downstream" }"#, CLIENT, "routes[0].exchange.header"),
+        (r#"exchange = { audience = "a", header = "X-Auth-Subject" }"#, CLIENT, "routes[0].exchange.header"),
+        (r#"exchange = { connection = "c", audience = "a" }"#, CLIENT, "routes[0].exchange"),
+        (r#"exchange = { connection = "c", subject_token_type = "urn:acme:x" }"#, CLIENT, "routes[0].exchange"),
+        ("public = true\nexchange = { audience = \"a\" }", CLIENT, "routes[0].exchange"),
+    ];
+    for (route, client, key) in cases {
+        assert_eq!(keys(&with_route(route, client), &[]), vec![key], "{route}");
+    }
+    let route =
+        format!("exchange = {{ subject_token_type = \"urn:acme:x\", extra = {{ many = [{}] }} }}", too_many.join(", "));
+    assert_eq!(keys(&with_route(&route, CLIENT), &[]), vec!["routes[0].exchange.extra.many"]);
+}
+
+#[test]
+fn the_client_is_checked_at_load_and_its_secret_never_printed() {
+    let bad = [
+        ("[client]\nclient_id = \"c\"\n", "client"),
+        ("[client]\nclient_id = \"c\"\nclient_secret = \"s\"\nclient_secret_file = \"f\"\n", "client"),
+        ("[client]\nclient_id = \"c\"\nclient_secret_file = \"no-such-file\"\n", "client.client_secret_file"),
+        ("[client]\nclient_id = \"c\"\nclient_secret = \"s\"\nauth = \"magic\"\n", "client.auth"),
+        ("[client]\nclient_id = \"c\"\nauth = \"private_key_jwt\"\n", "client.private_key_file"),
+        (
+            "[client]\nclient_id = \"c\"\nauth = \"private_key_jwt\"\nprivate_key_file = \"Cargo.toml\"\n",
+            "client.private_key_file",
+        ),
+        ("[client]\nclient_id = \"c\"\nclient_secret = \"s\"\ntimeout = 0\n", "client.timeout"),
+    ];
+    for (client, key) in bad {
+        assert_eq!(keys(&format!("{MINIMAL}\n{client}"), &[]), vec![key], "{client}");
+    }
+    let vars = [("TOLLGATE_CLIENT__CLIENT_SECRET", "from-env-9f3a")];
+    let c = Config::load(&format!("{MINIMAL}\n[client]\nclient_id = \"c\"\n"), &env(&vars)).unwrap();
+    let printed = format!("{c:?}\n{}", describe(&c));
+    assert!(!printed.contains("from-env-9f3a"), "{printed}");
+}

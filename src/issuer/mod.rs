@@ -86,6 +86,8 @@ pub struct Issuer {
     timings: Timings,
     http: reqwest::Client,
     keys: ArcSwapOption<KeySet>,
+    /// The discovery document's `token_endpoint`, for token exchange.
+    token_endpoint: ArcSwapOption<String>,
     fetch: AsyncMutex<FetchState>,
     last_unknown_kid_refetch: Mutex<Option<Instant>>,
     cache: Arc<TokenCache>,
@@ -105,6 +107,7 @@ impl Issuer {
             timings,
             http,
             keys: ArcSwapOption::empty(),
+            token_endpoint: ArcSwapOption::empty(),
             fetch: AsyncMutex::new(FetchState { jwks_uri: None, finished: None, last: Ok(Duration::ZERO) }),
             last_unknown_kid_refetch: Mutex::new(None),
             cache,
@@ -119,6 +122,12 @@ impl Issuer {
     /// The current keys; `None` until the first successful fetch.
     pub fn keys(&self) -> Option<Arc<KeySet>> {
         self.keys.load_full()
+    }
+
+    /// The token endpoint from discovery (https, or http beside an http issuer); `None`
+    /// until discovery answered, or when it names none.
+    pub fn token_endpoint(&self) -> Option<Arc<String>> {
+        self.token_endpoint.load_full()
     }
 
     /// Keeps the keys fresh forever: first load with backoff, then refresh per max-age.
@@ -234,6 +243,10 @@ impl Issuer {
         if !secure && !http_allowed {
             return Err(FetchError::InsecureJwksUri(jwks_uri.into()));
         }
+        let token_endpoint = document.get("token_endpoint").and_then(Value::as_str).filter(|url| {
+            url.starts_with("https://") || (self.config.issuer.starts_with("http://") && url.starts_with("http://"))
+        });
+        self.token_endpoint.store(token_endpoint.map(|url| Arc::new(url.to_string())));
         Ok(jwks_uri.to_string())
     }
 

@@ -10,6 +10,8 @@ fn route(path: PathMatch) -> Route {
         permissions: vec![],
         organizations: vec![],
         claims: vec![],
+        actors: vec![],
+        exchange: None,
         dpop_required: false,
         public: false,
     }

@@ -164,6 +164,7 @@ fn all_reasons() -> Vec<Reason> {
         BadSubject,
         UnusableConfirmation,
         BoundTokenAsBearer,
+        InvalidActClaim,
         ProofTooLarge,
         MalformedProof,
         WrongProofType,
@@ -188,7 +189,11 @@ fn all_reasons() -> Vec<Reason> {
         MissingPermission,
         WrongOrganization,
         ClaimMismatch,
+        ActorNotAllowed,
         NoRouteAllows,
+        ExchangeRefused { code: "invalid_grant".into() },
+        ExchangeRateLimited { retry_after: 30 },
+        ExchangeUnavailable,
         NoIssuerKeys,
     ]
 }
@@ -232,4 +237,23 @@ fn use_dpop_nonce_carries_the_fresh_nonce() {
         r#"DPoP error="use_dpop_nonce", error_description="DPoP nonce required", algs="ES256 PS256""#
     );
     assert!(answer.headers.iter().any(|(n, v)| *n == DPOP_NONCE && v == "abc_-123"));
+}
+
+#[test]
+fn exchange_failures_answer_as_the_contract_says() {
+    let refused =
+        respond(&Refusal::new(Reason::ExchangeRefused { code: "invalid_grant".into() }), &settings(DpopMode::Allowed));
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(challenges(&refused).is_empty());
+    assert_eq!(refused.body, r#"{"error":"exchange_refused","error_description":"invalid_grant"}"#);
+
+    let limited = respond(&Refusal::new(Reason::ExchangeRateLimited { retry_after: 42 }), &settings(DpopMode::Allowed));
+    assert_eq!(limited.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(limited.headers.iter().any(|(n, v)| *n == RETRY_AFTER && v == "42"));
+    assert_eq!(limited.headers.iter().filter(|(n, _)| *n == RETRY_AFTER).count(), 1);
+
+    let down = respond(&Refusal::new(Reason::ExchangeUnavailable), &settings(DpopMode::Allowed));
+    assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(down.headers.iter().any(|(n, v)| *n == RETRY_AFTER && v == "5"));
+    assert!(challenges(&down).is_empty());
 }

@@ -1080,6 +1080,42 @@ pub async fn path_readings_hold(stack: &Stack) {
     assert_eq!(stack.send("GET", "/PUBLIC/status", &[]).await.status, StatusCode::UNAUTHORIZED);
 }
 
+/// tollgate's `[client]` and a route that exchanges the incoming token (on-behalf-of) at
+/// the mock issuer's token endpoint.
+pub const EXCHANGE: &str = r#"
+[client]
+client_id = "tollgate-e2e"
+client_secret = "e2e-secret"
+
+[[routes]]
+path_prefix = "/calendar"
+exchange = { audience = "https://calendar-api.example.com", header = "X-Auth-Downstream-Token" }
+"#;
+
+/// Started with `extra: EXCHANGE`: the upstream receives the downstream token tollgate
+/// obtained, never a client's, and on other routes none at all; the delegation headers
+/// (current actor, chain) reach it on every allowed request.
+pub async fn downstream_token_and_delegation_reach_upstream(stack: &Stack) {
+    let token = stack.issuer.token_with(
+        &stack.issuer.key,
+        "read",
+        json!({ "act": { "sub": "mcp_server", "act": { "sub": "agent" } } }),
+    );
+    let authorization = format!("Bearer {token}");
+    let forged = [("authorization", authorization.as_str()), ("x-auth-downstream-token", "forged-by-client")];
+    let upstream = stack.send("GET", "/calendar/events", &forged).await.upstream();
+    assert_eq!(received(&upstream, "x-auth-downstream-token"), ["downstream-1"], "{upstream}{}", stack.logs());
+    assert_eq!(received(&upstream, "x-auth-actor"), ["mcp_server"], "{upstream}");
+    assert_eq!(received(&upstream, "x-auth-delegation-chain"), ["mcp_server,agent"], "{upstream}");
+    assert!(aliases_received(&upstream, "x-auth-downstream-token").is_empty(), "{upstream}");
+
+    let upstream = stack.send("GET", "/orders", &forged).await.upstream();
+    assert_empty_or_absent(&upstream, "x-auth-downstream-token");
+    let calls = stack.issuer.mock.token_calls();
+    assert_eq!(calls.len(), 1, "one exchange, for the route that has one");
+    assert_eq!(calls[0].field("subject_token"), [token.as_str()]);
+}
+
 /// A trust list that leaves the loopback gateway out.
 pub const UNTRUSTED: &str = r#"["10.0.0.5/32"]"#;
 
@@ -1167,6 +1203,12 @@ macro_rules! common_scenarios {
         #[tokio::test]
         async fn paths_are_judged_as_upstream_routers_read_them() {
             e2e::path_readings_hold(&stack().await).await;
+        }
+
+        #[tokio::test]
+        async fn downstream_token_and_delegation_reach_upstream() {
+            let stack = stack_with(e2e::Options { extra: e2e::EXCHANGE, ..e2e::Options::default() }).await;
+            e2e::downstream_token_and_delegation_reach_upstream(&stack).await;
         }
 
         #[tokio::test]

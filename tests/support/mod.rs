@@ -43,7 +43,50 @@ pub enum JwksMode {
     Hang,
 }
 
+/// How the mock token endpoint answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenMode {
+    /// 200 with `downstream-N` (N counting calls from 1) and this `expires_in`.
+    Issue { expires_in: i64 },
+    /// 400 with this OAuth `error`.
+    Refuse(String),
+    /// 429 with this `Retry-After`.
+    RateLimit(u64),
+    /// 500.
+    Fail,
+    /// 200 with a body that is not JSON.
+    Malformed,
+    /// Never answers (until the client gives up).
+    Hang,
+}
+
+/// One request the token endpoint received.
+#[derive(Debug, Clone)]
+pub struct TokenCall {
+    pub authorization: Option<String>,
+    pub content_type: Option<String>,
+    /// The form fields, in order, decoded.
+    pub form: Vec<(String, String)>,
+}
+
+impl TokenCall {
+    /// Every value of form field `name`.
+    pub fn field(&self, name: &str) -> Vec<&str> {
+        self.form.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
+    }
+
+    /// The field names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.form.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort();
+        names
+    }
+}
+
 struct MockState {
+    token_mode: TokenMode,
+    token_delay: Duration,
+    token_calls: Vec<TokenCall>,
     issuer: String,
     discovery_issuer: Option<String>,
     keys: Vec<Value>,
@@ -75,6 +118,9 @@ impl MockIssuer {
             mode: JwksMode::Serve,
             discovery_up: true,
             cache_control: None,
+            token_mode: TokenMode::Issue { expires_in: 3600 },
+            token_delay: Duration::ZERO,
+            token_calls: Vec::new(),
         }));
         let jwks_fetches = Arc::new(AtomicUsize::new(0));
         let discovery_fetches = Arc::new(AtomicUsize::new(0));
@@ -82,6 +128,7 @@ impl MockIssuer {
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/jwks", get(jwks))
+            .route("/oauth/token", axum::routing::post(token_endpoint))
             .with_state(shared);
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -135,6 +182,25 @@ impl MockIssuer {
         self.state.lock().unwrap().keys.retain(|k| k["kid"] != kid);
     }
 
+    /// The token endpoint discovery names (`token_endpoint`).
+    pub fn token_endpoint(&self) -> String {
+        format!("{}oauth/token", self.issuer())
+    }
+
+    pub fn set_token_mode(&self, mode: TokenMode) {
+        self.state.lock().unwrap().token_mode = mode;
+    }
+
+    /// Each token endpoint answer waits this long first (to make calls overlap).
+    pub fn set_token_delay(&self, delay: Duration) {
+        self.state.lock().unwrap().token_delay = delay;
+    }
+
+    /// Every request the token endpoint received so far.
+    pub fn token_calls(&self) -> Vec<TokenCall> {
+        self.state.lock().unwrap().token_calls.clone()
+    }
+
     /// A token signed by `key` with valid defaults for this issuer at `now`.
     pub fn token<'k>(&self, key: &'k SigningKey, now: i64) -> TokenBuilder<'k> {
         TokenBuilder::new(key, &self.issuer(), now)
@@ -158,7 +224,46 @@ async fn discovery(State((state, _, count)): State<Shared>) -> Response {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     let issuer = s.discovery_issuer.clone().unwrap_or(s.issuer.clone());
-    axum::Json(json!({ "issuer": issuer, "jwks_uri": format!("{}jwks", s.issuer) })).into_response()
+    let token_endpoint = format!("{}oauth/token", s.issuer);
+    axum::Json(json!({ "issuer": issuer, "jwks_uri": format!("{}jwks", s.issuer), "token_endpoint": token_endpoint }))
+        .into_response()
+}
+
+/// Records the request, then answers as `token_mode` says.
+async fn token_endpoint(State((state, _, _)): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let call = TokenCall {
+        authorization: header("authorization"),
+        content_type: header("content-type"),
+        form: url::form_urlencoded::parse(body.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect(),
+    };
+    let (mode, delay, n) = {
+        let mut s = state.lock().unwrap();
+        s.token_calls.push(call);
+        (s.token_mode.clone(), s.token_delay, s.token_calls.len())
+    };
+    tokio::time::sleep(delay).await;
+    match mode {
+        TokenMode::Issue { expires_in } => axum::Json(json!({
+            "access_token": format!("downstream-{n}"),
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+            "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+        }))
+        .into_response(),
+        TokenMode::Refuse(error) => {
+            (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": error, "error_description": "no" }))).into_response()
+        }
+        TokenMode::RateLimit(seconds) => {
+            (StatusCode::TOO_MANY_REQUESTS, [("retry-after", seconds.to_string())], "slow down").into_response()
+        }
+        TokenMode::Fail => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        TokenMode::Malformed => (StatusCode::OK, "{not json").into_response(),
+        TokenMode::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            StatusCode::GATEWAY_TIMEOUT.into_response()
+        }
+    }
 }
 
 async fn jwks(State((state, count, _)): State<Shared>) -> Response {
