@@ -16,6 +16,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use crate::clock::Clock as _;
 use crate::jws;
 
 /// A private signing key with its key id. RSA signs RS256 and PS256; P-256 signs ES256.
@@ -99,6 +100,16 @@ impl SigningKey {
 
     pub fn kid(&self) -> &str {
         &self.kid
+    }
+
+    /// The same key again (through its PKCS#8 form).
+    pub fn clone_key(&self) -> Result<SigningKey, std::io::Error> {
+        let pem = self.to_pem().map_err(std::io::Error::other)?;
+        let copy = match self.pair {
+            Pair::Rsa(_) => Self::rsa_from_pem(&self.kid, &pem),
+            Pair::P256(_) => Self::p256_from_pem(&self.kid, &pem),
+        };
+        copy.map_err(std::io::Error::other)
     }
 
     /// The algorithm this key signs with by default.
@@ -213,6 +224,56 @@ pub fn proof(
     key.sign_jws(&header, &payload)
 }
 
+/// The development client that `tollgate dev` configures as its `[client]`.
+pub const DEV_CLIENT_ID: &str = "tollgate-dev";
+pub const DEV_CLIENT_SECRET: &str = "dev-secret-not-for-production";
+
+/// The development token endpoint: an RFC 8693 on-behalf-of exchange for the dev client
+/// (`client_secret_post` or `client_secret_basic`). It reads the subject token's `sub`
+/// (tokens it signed itself; a dev tool, not a verifier) and mints a token for the
+/// requested `audience` with `act: {"sub": "tollgate-dev"}`, valid 10 minutes.
+async fn token_endpoint(
+    State(issuer): State<Arc<DevIssuer>>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    let field = |name: &str| form.get(name).map(String::as_str);
+    let basic = crate::exchange::basic_authorization(DEV_CLIENT_ID, DEV_CLIENT_SECRET);
+    let authenticated =
+        headers.get(axum::http::header::AUTHORIZATION).is_some_and(|v| v.as_bytes() == basic.as_bytes())
+            || (field("client_id") == Some(DEV_CLIENT_ID) && field("client_secret") == Some(DEV_CLIENT_SECRET));
+    let error = |status: axum::http::StatusCode, code: &str| (status, Json(json!({ "error": code }))).into_response();
+    if !authenticated {
+        return error(axum::http::StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    if field("grant_type") != Some(crate::exchange::TOKEN_EXCHANGE) {
+        return error(axum::http::StatusCode::BAD_REQUEST, "unsupported_grant_type");
+    }
+    let subject = field("subject_token")
+        .and_then(|t| t.split('.').nth(1))
+        .and_then(|payload| jws::decode(payload).ok())
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|claims| claims.get("sub").and_then(Value::as_str).map(str::to_string));
+    let (Some(subject), Some(audience)) = (subject, field("audience")) else {
+        return error(axum::http::StatusCode::BAD_REQUEST, "invalid_request");
+    };
+    let now = crate::clock::SystemClock.now();
+    let scope = field("scope").unwrap_or_default();
+    match issuer.mint_delegated(audience, &subject, scope, DEV_CLIENT_ID, now, 600) {
+        Ok(token) => Json(json!({
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": 600,
+            "issued_token_type": crate::exchange::ACCESS_TOKEN_TYPE,
+        }))
+        .into_response(),
+        Err(_) => error(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+    }
+}
+
 /// A running development issuer.
 pub struct DevIssuer {
     issuer: String,
@@ -232,16 +293,19 @@ impl DevIssuer {
         let listener = TcpListener::bind(addr).await?;
         let issuer = format!("http://{}/", listener.local_addr()?);
         let jwks = Arc::new(RwLock::new(json!({ "keys": [key.public_jwk()] })));
-        let discovery = json!({ "issuer": issuer, "jwks_uri": format!("{issuer}.well-known/jwks.json") });
+        let discovery = json!({
+            "issuer": issuer,
+            "jwks_uri": format!("{issuer}.well-known/jwks.json"),
+            "token_endpoint": format!("{issuer}oauth/token"),
+        });
+        let jwks_route = get(|State(jwks): State<Arc<RwLock<Value>>>| async move {
+            Json(jwks.read().map(|j| j.clone()).unwrap_or_default())
+        });
+        let exchanges = Arc::new(DevIssuer { issuer: issuer.clone(), key: key.clone_key()?, jwks: jwks.clone() });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(move || async move { Json(discovery) }))
-            .route(
-                "/.well-known/jwks.json",
-                get(|State(jwks): State<Arc<RwLock<Value>>>| async move {
-                    Json(jwks.read().map(|j| j.clone()).unwrap_or_default())
-                }),
-            )
-            .with_state(jwks.clone());
+            .route("/.well-known/jwks.json", jwks_route.with_state(jwks.clone()))
+            .route("/oauth/token", axum::routing::post(token_endpoint).with_state(exchanges));
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -281,6 +345,26 @@ impl DevIssuer {
         if let Some(jkt) = jkt {
             payload["cnf"] = json!({ "jkt": jkt });
         }
+        self.key.sign_jws(&header, &payload)
+    }
+
+    /// Like [`mint`](Self::mint), with `act: {"sub": actor}` (RFC 8693 §4.1): a token
+    /// `actor` obtained to act for `subject`.
+    pub fn mint_delegated(
+        &self,
+        audience: &str,
+        subject: &str,
+        scope: &str,
+        actor: &str,
+        now: i64,
+        ttl: i64,
+    ) -> Result<String, SignError> {
+        let header = json!({ "alg": "RS256", "typ": "at+jwt", "kid": self.key.kid() });
+        let payload = json!({
+            "iss": self.issuer, "aud": audience, "sub": subject, "scope": scope,
+            "iat": now, "exp": now + ttl, "client_id": actor, "jti": format!("dev-{now}-{subject}-{actor}"),
+            "act": { "sub": actor },
+        });
         self.key.sign_jws(&header, &payload)
     }
 }

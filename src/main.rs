@@ -398,9 +398,23 @@ public = true
 [[routes]]
 path_prefix = "/admin"
 scopes = ["admin"]
-"#
+[[routes]]
+path_prefix = "/calendar"
+exchange = {{ audience = "{CALENDAR}", scope = "calendar:read", header = "X-Auth-Downstream-Token" }}
+[[routes]]
+path_prefix = "/agent"
+actors = ["mcp-agent"]
+[client]
+client_id = "{client_id}"
+client_secret = "{client_secret}"
+"#,
+            client_id = tollgate::dev::DEV_CLIENT_ID,
+            client_secret = tollgate::dev::DEV_CLIENT_SECRET,
         )
     }
+
+    /// The downstream API of the tour's exchange step.
+    const CALENDAR: &str = "https://calendar.example.com";
 
     /// Prints the tokens and the curl lines.
     fn tour(issuer: &DevIssuer, listen: SocketAddr, proof_lifetime: i64) -> Result<(), Box<dyn std::error::Error>> {
@@ -425,6 +439,18 @@ scopes = ["admin"]
         println!("  curl -i {base}/auth/public/status                              # 200, public route");
         println!("  curl -s {base}/metrics | grep tollgate_checks_total\n");
         dpop.print(&base, proof_lifetime);
+        let delegated = issuer.mint_delegated(AUDIENCE, "dev-user", "read:orders", "mcp-agent", now, 3600)?;
+        println!("\nDownstream tokens: /calendar trades the token at the dev issuer's token endpoint (RFC 8693)");
+        println!("for one for {CALENDAR}, acting for dev-user; the upstream receives it:\n");
+        println!(
+            "  curl -i {base}/auth/calendar/events -H \"Authorization: Bearer $TOKEN\"   # 200, X-Auth-Downstream-Token: eyJ…"
+        );
+        println!("\nDelegation: a token that mcp-agent holds for dev-user (act.sub = mcp-agent); /agent admits only");
+        println!("that actor:\n\n  DELEGATED={delegated}\n");
+        println!(
+            "  curl -i {base}/auth/agent/tasks -H \"Authorization: Bearer $DELEGATED\"  # 200, X-Auth-Actor: mcp-agent"
+        );
+        println!("  curl -i {base}/auth/agent/tasks -H \"Authorization: Bearer $TOKEN\"      # 403, actor not allowed");
         Ok(())
     }
 

@@ -91,7 +91,7 @@ async fn serve_answers_checks_and_stops_cleanly_on_sigterm() {
     assert!(exit.success(), "{exit:?}");
 }
 
-/// Starts `tollgate dev` with `args` and reads its tour, up to the `tollgate proof` line.
+/// Starts `tollgate dev` with `args` and reads its tour, up to its last `curl` line.
 async fn start_dev(args: &[&str]) -> (ProcessGuard, Vec<String>) {
     let mut child = ProcessGuard::new(
         "tollgate dev",
@@ -101,7 +101,7 @@ async fn start_dev(args: &[&str]) -> (ProcessGuard, Vec<String>) {
     let lines = tokio::task::spawn_blocking(move || {
         let mut lines = Vec::new();
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let done = line.contains(" proof --key");
+            let done = line.contains("actor not allowed");
             lines.push(line);
             if done {
                 break;
@@ -120,6 +120,31 @@ fn printed(lines: &[String], name: &str) -> String {
         .iter()
         .find_map(|l| l.trim().strip_prefix(name).map(str::to_string))
         .unwrap_or_else(|| panic!("dev prints {name}: {lines:?}"))
+}
+
+#[tokio::test]
+async fn dev_shows_a_downstream_token_and_delegation() {
+    let port = free_port();
+    let (mut child, lines) = start_dev(&["--listen", &format!("127.0.0.1:{port}")]).await;
+    let (token, delegated) = (printed(&lines, "TOKEN="), printed(&lines, "DELEGATED="));
+    wait_readyz(&mut child, port).await;
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let calendar = client.get(format!("{base}/auth/calendar/events")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(calendar.status(), 200);
+    let downstream = calendar.headers()["x-auth-downstream-token"].to_str().unwrap();
+    let payload = tollgate::jws::decode(downstream.split('.').nth(1).unwrap()).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(claims["aud"], "https://calendar.example.com");
+    assert_eq!(claims["sub"], "dev-user");
+    assert_eq!(claims["act"]["sub"], "tollgate-dev");
+
+    let agent = client.get(format!("{base}/auth/agent/tasks")).bearer_auth(&delegated).send().await.unwrap();
+    assert_eq!(agent.status(), 200);
+    assert_eq!(agent.headers()["x-auth-actor"], "mcp-agent");
+    let refused = client.get(format!("{base}/auth/agent/tasks")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(lines.iter().any(|l| l.contains("/auth/agent/tasks") && l.contains("# 403")), "{lines:?}");
 }
 
 #[tokio::test]

@@ -192,7 +192,8 @@ fn seen_http(answer: &Answer) -> Seen {
     Seen { status: answer.status.as_u16(), headers, body: answer.body.clone() }
 }
 
-const TOLLGATE_HEADERS: &[&str] = &["x-auth-subject", "x-auth-scheme", "x-auth-claims", "x-auth-email"];
+const TOLLGATE_HEADERS: &[&str] =
+    &["x-auth-subject", "x-auth-scheme", "x-auth-claims", "x-auth-email", "x-auth-actor", "x-auth-delegation-chain"];
 
 fn seen_grpc(response: &CheckResponse) -> Seen {
     let code = response.status.as_ref().map_or(-1, |s| s.code);
