@@ -365,7 +365,7 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("part");
-    let issuer_config = &cached.config().issuer;
+    let issuer_config = &cached.config().issuers[0];
     tollgate::token::verify(&token, &keys, issuer_config, now).expect("token verifies");
     group.bench_function("token_verify_rs256", |b| {
         b.iter(|| tollgate::token::verify(black_box(&token), &keys, issuer_config, now))

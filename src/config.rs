@@ -94,7 +94,9 @@ pub struct Config {
     pub grpc: Option<GrpcConfig>,
     pub default: DefaultAction,
     pub path_matching: PathMatching,
-    pub issuer: IssuerConfig,
+    /// `[issuer]`, or every `[[issuers]]` entry: the token's `iss` picks one. Never empty,
+    /// each identifier once.
+    pub issuers: Vec<IssuerConfig>,
     pub dpop: DpopConfig,
     pub proxy: ProxyConfig,
     pub errors: ErrorsConfig,
@@ -206,7 +208,6 @@ impl Config {
 pub fn describe(config: &Config) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let i = &config.issuer;
     let _ = writeln!(out, "listen            {}", config.listen);
     if let Some(ops) = config.ops_listen {
         let _ = writeln!(out, "ops_listen        {ops} (/healthz, /readyz, /metrics only)");
@@ -222,12 +223,14 @@ pub fn describe(config: &Config) -> String {
     if let Some(grpc) = &config.grpc {
         let _ = writeln!(out, "grpc listen       {} (Envoy ext_authz Check, gRPC health)", grpc.listen);
     }
-    let _ = writeln!(out, "issuer            {}", i.issuer);
-    let _ = writeln!(out, "discovery         {}", i.discovery_url());
-    let _ = writeln!(out, "audiences         {}", i.audiences.join(", "));
-    let algs: Vec<String> = i.algorithms.iter().map(|a| format!("{a:?}")).collect();
-    let _ = writeln!(out, "algorithms        {}", algs.join(", "));
-    let _ = writeln!(out, "leeway            {} s", i.leeway);
+    for i in &config.issuers {
+        let _ = writeln!(out, "issuer            {}", i.issuer);
+        let _ = writeln!(out, "discovery         {}", i.discovery_url());
+        let _ = writeln!(out, "audiences         {}", i.audiences.join(", "));
+        let algs: Vec<String> = i.algorithms.iter().map(|a| format!("{a:?}")).collect();
+        let _ = writeln!(out, "algorithms        {}", algs.join(", "));
+        let _ = writeln!(out, "leeway            {} s", i.leeway);
+    }
     let _ = writeln!(out, "dpop              {:?}, proofs {}", config.dpop.mode, config.dpop.algorithms.join(" "));
     let _ = writeln!(out, "gateway           {:?} (only its headers are read)", config.proxy.gateway);
     let trusted: Vec<String> = config.proxy.trusted.iter().map(ToString::to_string).collect();
@@ -400,7 +403,9 @@ struct RawConfig {
     default: DefaultAction,
     #[serde(default)]
     path_matching: PathMatching,
-    issuer: RawIssuer,
+    issuer: Option<RawIssuer>,
+    #[serde(default)]
+    issuers: Vec<RawIssuer>,
     #[serde(default)]
     dpop: RawDpop,
     proxy: RawProxy,
@@ -530,6 +535,8 @@ struct RawRoute {
     claims: BTreeMap<String, String>,
     #[serde(default)]
     actors: Vec<String>,
+    #[serde(default)]
+    issuers: Vec<String>,
     exchange: Option<exchange::RawExchange>,
     dpop: Option<String>,
     #[serde(default)]
@@ -583,7 +590,7 @@ impl RawConfig {
             .grpc
             .and_then(|g| grpc_address(&g.listen, listen, ops_listen, &mut p))
             .map(|listen| GrpcConfig { listen });
-        let issuer = self.issuer.validate(&mut p);
+        let issuers = issuers(self.issuer, self.issuers, &mut p);
         let dpop = self.dpop.validate(&mut p);
         let proxy = self.proxy.validate(&mut p);
         let errors = self.errors.validate(&mut p);
@@ -595,6 +602,7 @@ impl RawConfig {
         let headers = claim_headers(self.headers, &mut p);
         let client = self.client.and_then(|c| c.validate(&mut p));
         check_exchanges(&routes, &headers, client.is_some(), &mut p);
+        check_route_issuers(&routes, &issuers, &mut p);
         let log = LogConfig { format: self.log.format, level: self.log.level };
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log.level) {
             p.add("log.level", format!("not a log filter: {e}"));
@@ -607,7 +615,7 @@ impl RawConfig {
                 grpc,
                 default: self.default,
                 path_matching: self.path_matching,
-                issuer,
+                issuers,
                 dpop,
                 proxy,
                 errors,
@@ -654,19 +662,58 @@ fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() != 0 && a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
+/// `[issuer]` or `[[issuers]]`, not both; each issuer identifier once.
+fn issuers(one: Option<RawIssuer>, many: Vec<RawIssuer>, p: &mut Problems) -> Vec<IssuerConfig> {
+    let issuers = match (one, many.is_empty()) {
+        (Some(_), false) => {
+            p.add("issuers", "set [issuer] or [[issuers]], not both");
+            return Vec::new();
+        }
+        (Some(one), true) => vec![one.validate("issuer", p)],
+        (None, false) => {
+            many.into_iter().enumerate().map(|(n, raw)| raw.validate(&format!("issuers[{n}]"), p)).collect()
+        }
+        (None, true) => {
+            p.add("issuer", "required: [issuer] with domain or url (AUTH0_DOMAIN also works), or [[issuers]]");
+            return Vec::new();
+        }
+    };
+    for (n, issuer) in issuers.iter().enumerate() {
+        if let Some(first) = issuers[..n].iter().position(|i| i.issuer == issuer.issuer && !i.issuer.is_empty()) {
+            p.add(format!("issuers[{n}]"), format!("the same issuer as issuers[{first}]: {}", issuer.issuer));
+        }
+    }
+    issuers
+}
+
+/// A route's `issuers` must name configured issuers, exactly as their tokens' `iss`.
+fn check_route_issuers(routes: &[Route], issuers: &[IssuerConfig], p: &mut Problems) {
+    for (n, route) in routes.iter().enumerate() {
+        for name in &route.issuers {
+            if !issuers.iter().any(|i| i.issuer == *name) {
+                let known: Vec<&str> = issuers.iter().map(|i| i.issuer.as_str()).collect();
+                p.add(
+                    format!("routes[{n}].issuers"),
+                    format!("{name:?} is not a configured issuer ({})", known.join(", ")),
+                );
+            }
+        }
+    }
+}
+
 impl RawIssuer {
-    fn validate(self, p: &mut Problems) -> IssuerConfig {
+    fn validate(self, key: &str, p: &mut Problems) -> IssuerConfig {
         let issuer = match (&self.domain, &self.url) {
             (Some(_), Some(_)) => {
-                p.add("issuer", "set either domain or url, not both");
+                p.add(key, "set either domain or url, not both");
                 String::new()
             }
             (None, None) => {
-                p.add("issuer", "set domain (e.g. TENANT.auth0.com) or url (AUTH0_DOMAIN also works)");
+                p.add(key, "set domain (e.g. TENANT.auth0.com) or url (AUTH0_DOMAIN also works)");
                 String::new()
             }
-            (Some(domain), None) => issuer_from_domain(domain, p),
-            (None, Some(url)) => issuer_from_url(url, p),
+            (Some(domain), None) => issuer_from_domain(domain, key, p),
+            (None, Some(url)) => issuer_from_url(url, key, p),
         };
         let audiences = match self.audience {
             None => vec![],
@@ -674,36 +721,39 @@ impl RawIssuer {
             Some(OneOrMany::Many(list)) => list,
         };
         if audiences.is_empty() || audiences.iter().any(|a| a.trim().is_empty()) {
-            p.add("issuer.audience", "required and not empty: the API identifier tokens are issued for");
+            p.add(format!("{key}.audience"), "required and not empty: the API identifier tokens are issued for");
         }
-        let algorithms = self.algorithms.iter().filter_map(|name| token_algorithm(name, p)).collect::<Vec<_>>();
+        let algorithms = self.algorithms.iter().filter_map(|name| token_algorithm(name, key, p)).collect::<Vec<_>>();
         if self.algorithms.is_empty() {
-            p.add("issuer.algorithms", "must list at least one algorithm");
+            p.add(format!("{key}.algorithms"), "must list at least one algorithm");
         }
         if !(0..=300).contains(&self.leeway) {
-            p.add("issuer.leeway", "must be between 0 and 300 seconds");
+            p.add(format!("{key}.leeway"), "must be between 0 and 300 seconds");
         }
         IssuerConfig { issuer, audiences, algorithms, leeway: self.leeway, required_claims: self.required_claims }
     }
 }
 
-fn token_algorithm(name: &str, p: &mut Problems) -> Option<jsonwebtoken::Algorithm> {
+fn token_algorithm(name: &str, key: &str, p: &mut Problems) -> Option<jsonwebtoken::Algorithm> {
     if !TOKEN_ALGORITHMS.contains(&name) {
-        p.add("issuer.algorithms", format!("{name:?} is not allowed; choose from {}", TOKEN_ALGORITHMS.join(", ")));
+        p.add(
+            format!("{key}.algorithms"),
+            format!("{name:?} is not allowed; choose from {}", TOKEN_ALGORITHMS.join(", ")),
+        );
         return None;
     }
     name.parse().ok()
 }
 
-fn issuer_from_domain(domain: &str, p: &mut Problems) -> String {
+fn issuer_from_domain(domain: &str, key: &str, p: &mut Problems) -> String {
     let valid = !domain.is_empty() && domain.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
     if !valid {
-        p.add("issuer.domain", format!("not a host name such as TENANT.auth0.com: {domain:?}"));
+        p.add(format!("{key}.domain"), format!("not a host name such as TENANT.auth0.com: {domain:?}"));
     }
     format!("https://{domain}/")
 }
 
-fn issuer_from_url(text: &str, p: &mut Problems) -> String {
+fn issuer_from_url(text: &str, key: &str, p: &mut Problems) -> String {
     match url::Url::parse(text) {
         Ok(u)
             if matches!(u.scheme(), "https" | "http")
@@ -715,11 +765,11 @@ fn issuer_from_url(text: &str, p: &mut Problems) -> String {
             text.to_string()
         }
         Ok(_) => {
-            p.add("issuer.url", format!("must be an http(s) URL without query, fragment or user: {text:?}"));
+            p.add(format!("{key}.url"), format!("must be an http(s) URL without query, fragment or user: {text:?}"));
             String::new()
         }
         Err(e) => {
-            p.add("issuer.url", format!("not a URL ({e}): {text:?}"));
+            p.add(format!("{key}.url"), format!("not a URL ({e}): {text:?}"));
             String::new()
         }
     }
@@ -890,9 +940,13 @@ impl RawRoute {
             && self.organizations.is_empty()
             && self.claims.is_empty()
             && self.actors.is_empty()
+            && self.issuers.is_empty()
             && !dpop_required);
         if self.public && requires_token {
-            p.add(key, "a public route cannot require scopes, permissions, organizations, claims, actors or DPoP");
+            p.add(
+                key,
+                "a public route cannot require scopes, permissions, organizations, claims, actors, issuers or DPoP",
+            );
         }
         if self.public && self.exchange.is_some() {
             p.add(format!("{key}.exchange"), "a public route has no token to exchange");
@@ -911,6 +965,7 @@ impl RawRoute {
             organizations: self.organizations,
             claims: self.claims.into_iter().collect(),
             actors: self.actors,
+            issuers: self.issuers,
             exchange,
             dpop_required,
             public: self.public,

@@ -59,7 +59,10 @@ pub struct Checker {
     nonces: Option<Nonces>,
     /// With `[client]`: obtains the downstream tokens of routes with an `exchange`.
     exchanger: Option<Exchanger>,
-    issuer: Arc<Issuer>,
+    /// One per configured issuer, in the config's order; the token's `iss` picks one.
+    issuers: Vec<Arc<Issuer>>,
+    /// The largest `leeway` of any issuer: how long the cache may keep a token.
+    max_leeway: i64,
     cache: Arc<TokenCache>,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
@@ -68,7 +71,7 @@ pub struct Checker {
 impl Checker {
     pub fn new(
         config: Config,
-        issuer: Arc<Issuer>,
+        issuers: Vec<Arc<Issuer>>,
         cache: Arc<TokenCache>,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
@@ -89,13 +92,15 @@ impl Checker {
                     .chain(config.headers.iter().map(|h| h.claim.as_str())),
             ),
             nonces: config.dpop.nonce.then(|| Nonces::new(config.dpop.nonce_secret.as_deref().unwrap_or_default())),
-            exchanger: config.client.as_ref().and_then(|client| {
+            // `[client]` is tollgate's client at the first issuer.
+            exchanger: config.client.as_ref().zip(issuers.first()).and_then(|(client, issuer)| {
                 Exchanger::new(client, issuer.clone(), metrics.clone(), clock.clone())
                     .inspect_err(|e| tracing::error!(error = %e, "client key unusable: exchanges will answer 503"))
                     .ok()
             }),
+            max_leeway: config.issuers.iter().map(|i| i.leeway).max().unwrap_or_default(),
             config,
-            issuer,
+            issuers,
             cache,
             metrics,
             clock,
@@ -106,16 +111,34 @@ impl Checker {
     pub fn from_config(config: Config, timings: crate::issuer::Timings, clock: Arc<dyn Clock>) -> Arc<Self> {
         let metrics = Arc::new(Metrics::new());
         let cache = Arc::new(TokenCache::new(config.cache.max_tokens));
-        let issuer = Arc::new(Issuer::new(config.issuer.clone(), timings, cache.clone(), metrics.clone()));
-        Arc::new(Checker::new(config, issuer, cache, metrics, clock))
+        let issuers = config
+            .issuers
+            .iter()
+            .map(|issuer| Arc::new(Issuer::new(issuer.clone(), timings.clone(), cache.clone(), metrics.clone())))
+            .collect();
+        Arc::new(Checker::new(config, issuers, cache, metrics, clock))
     }
 
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// The first configured issuer (the only one with `[issuer]`).
     pub fn issuer(&self) -> &Arc<Issuer> {
-        &self.issuer
+        &self.issuers[0]
+    }
+
+    /// Every configured issuer, in the config's order.
+    pub fn issuers(&self) -> &[Arc<Issuer>] {
+        &self.issuers
+    }
+
+    /// Ready once every issuer has keys (they are kept through later fetch failures); the
+    /// error names the issuers still without.
+    pub fn ready(&self) -> Result<(), String> {
+        let waiting: Vec<&str> =
+            self.issuers.iter().filter(|i| i.keys().is_none()).map(|i| i.config().issuer.as_str()).collect();
+        if waiting.is_empty() { Ok(()) } else { Err(waiting.join(", ")) }
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -254,7 +277,8 @@ impl Checker {
                 Some(self.verified_proof(original, raw, proof, jkt).map_err(refuse)?)
             }
         };
-        policy::check(routes, &token).map_err(refuse)?;
+        let issuer = &self.issuers[token.issuer_index()].config().issuer;
+        policy::check(routes, &token, issuer).map_err(refuse)?;
         let next_nonce = match proof {
             Some(proof) => self.use_proof(&proof).await.map_err(refuse)?,
             None => None,
@@ -325,30 +349,42 @@ impl Checker {
         crate::dpop::htu::normalize(&format!("{origin}{}", original.path())).ok_or(Reason::WrongProofUrl)
     }
 
-    /// The verified token, from the cache or by verifying it (with one rate-limited
-    /// refetch of the issuer keys on an unknown `kid`).
+    /// The verified token, from the cache or by verifying it with the keys of the issuer
+    /// its `iss` names (with one rate-limited refetch of those keys on an unknown `kid`).
     async fn verified_token(&self, raw: &str) -> Result<Arc<VerifiedToken>, Reason> {
         if raw.len() > token::MAX_TOKEN_LEN {
             return Err(Reason::TokenTooLarge);
         }
         let now = self.clock.now();
-        let leeway = self.config.issuer.leeway;
         let key = token_cache::key(raw);
-        if let Some(hit) = self.cache.get(&key, now, leeway) {
-            self.metrics.token_cache_hits.inc();
-            return Ok(hit);
+        if let Some(hit) = self.cache.get(&key, now, self.max_leeway) {
+            let leeway = self.issuers[hit.issuer_index()].config().leeway;
+            if now < hit.expires_at().saturating_add(leeway) {
+                self.metrics.token_cache_hits.inc();
+                return Ok(hit);
+            }
         }
         self.metrics.token_cache_misses.inc();
-        let keys = self.issuer.keys().ok_or(Reason::NoIssuerKeys)?;
-        let verified = match token::verify_keeping(raw, &keys, &self.config.issuer, now, &self.keep) {
-            Err(Reason::UnknownKey) if self.issuer.refetch_for_unknown_kid().await => {
-                let keys = self.issuer.keys().ok_or(Reason::NoIssuerKeys)?;
-                token::verify_keeping(raw, &keys, &self.config.issuer, now, &self.keep)
+        let index = self.issuer_of(raw)?;
+        let issuer = &self.issuers[index];
+        let keys = issuer.keys().ok_or(Reason::NoIssuerKeys)?;
+        let verified = match token::verify_keeping(raw, &keys, issuer.config(), now, &self.keep) {
+            Err(Reason::UnknownKey) if issuer.refetch_for_unknown_kid().await => {
+                let keys = issuer.keys().ok_or(Reason::NoIssuerKeys)?;
+                token::verify_keeping(raw, &keys, issuer.config(), now, &self.keep)
             }
             other => other,
         }?;
-        let verified = Arc::new(verified);
+        let verified = Arc::new(verified.from_issuer(index));
         self.cache.insert(key, verified.clone());
         Ok(verified)
+    }
+
+    /// Which configured issuer a token names in `iss`, decided before any key lookup: a
+    /// token from another tenant is a wrong issuer, and costs no fetch and no signature
+    /// check. Only on cache misses, which verify a signature anyway.
+    fn issuer_of(&self, raw: &str) -> Result<usize, Reason> {
+        let iss = token::peek_issuer(raw)?;
+        self.issuers.iter().position(|i| i.config().issuer == iss).ok_or(Reason::WrongIssuer)
     }
 }

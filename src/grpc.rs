@@ -74,7 +74,11 @@ impl AuthorizationService {
     fn respond(&self, decision: Result<Allow, Refusal>, request_headers: &HeaderMap) -> CheckResponse {
         match decision {
             Ok(allow) => {
-                let metadata = metadata(&allow, &self.checker.config().issuer.issuer);
+                let issuer = match &allow {
+                    Allow::Token { token, .. } => self.checker.issuers()[token.issuer_index()].config().issuer.as_str(),
+                    Allow::Anonymous => "",
+                };
+                let metadata = metadata(&allow, issuer);
                 ok_response(self.checker.allow_answer(&allow), request_headers, metadata)
             }
             Err(refusal) => denied_response(self.checker.refusal_answer(&refusal)),
@@ -251,7 +255,7 @@ pub async fn serve(
 async fn report_health(checker: Arc<Checker>, health: tonic_health::server::HealthReporter) {
     let mut serving = None;
     loop {
-        let now = checker.issuer().keys().is_some();
+        let now = checker.ready().is_ok();
         if serving != Some(now) {
             let status =
                 if now { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };

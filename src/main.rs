@@ -273,8 +273,11 @@ pub async fn run(config: Config) -> ExitCode {
 async fn serve_on(config: Config, listeners: Listeners) -> ExitCode {
     let (listen, ops_listen) = (config.listen, config.ops_listen);
     let checker = Checker::from_config(config, Timings::default(), Arc::new(SystemClock) as Arc<dyn Clock>);
-    tokio::spawn(checker.issuer().clone().run());
-    let issuer = &checker.config().issuer.issuer;
+    for issuer in checker.issuers() {
+        tokio::spawn(issuer.clone().run());
+    }
+    let issuer: Vec<&str> = checker.config().issuers.iter().map(|i| i.issuer.as_str()).collect();
+    let issuer = issuer.join(", ");
     match ops_listen {
         Some(ops) => tracing::info!(%listen, %ops, %issuer, "tollgate listening (ops endpoints also on ops_listen)"),
         None => tracing::info!(%listen, %issuer, "tollgate listening"),

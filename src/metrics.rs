@@ -4,7 +4,7 @@
 use crate::decision::Door;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -17,11 +17,12 @@ pub struct Metrics {
     allowed_http: IntCounter,
     allowed_grpc: IntCounter,
     pub check_duration: Histogram,
-    pub jwks_fetches: IntCounter,
-    pub jwks_fetch_failures: IntCounter,
+    /// `{issuer}`: per configured issuer, as are the failures and the key count.
+    pub jwks_fetches: IntCounterVec,
+    pub jwks_fetch_failures: IntCounterVec,
     pub token_cache_hits: IntCounter,
     pub token_cache_misses: IntCounter,
-    pub issuer_keys: IntGauge,
+    pub issuer_keys: IntGaugeVec,
     /// `tollgate_build_info{version}`: always 1; tells which build a scrape came from.
     pub build_info: IntGaugeVec,
     /// `tollgate_exchanges_total{outcome}`: calls to the token endpoint by outcome (ok,
@@ -57,18 +58,21 @@ impl Metrics {
             allowed_http,
             allowed_grpc,
             check_duration,
-            jwks_fetches: counter("tollgate_jwks_fetches_total", "Discovery and JWKS fetches attempted."),
-            jwks_fetch_failures: counter(
+            jwks_fetches: per_issuer("tollgate_jwks_fetches_total", "Discovery and JWKS fetches attempted, by issuer."),
+            jwks_fetch_failures: per_issuer(
                 "tollgate_jwks_fetch_failures_total",
-                "Fetches that failed; the previous keys were kept.",
+                "Fetches that failed, by issuer; previous keys were kept.",
             ),
             token_cache_hits: counter(
                 "tollgate_token_cache_hits_total",
                 "Checks answered from the verified-token cache.",
             ),
             token_cache_misses: counter("tollgate_token_cache_misses_total", "Checks that had to verify a signature."),
-            issuer_keys: IntGauge::new("tollgate_issuer_keys", "Usable keys in the current key set.")
-                .expect("valid metric"),
+            issuer_keys: IntGaugeVec::new(
+                Opts::new("tollgate_issuer_keys", "Usable keys in the current key set, by issuer."),
+                &["issuer"],
+            )
+            .expect("valid metric"),
             build_info: build_info(),
             exchanges: IntCounterVec::new(
                 Opts::new(
@@ -132,6 +136,10 @@ impl Metrics {
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+fn per_issuer(name: &str, help: &str) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), &["issuer"]).expect("valid metric")
 }
 
 fn build_info() -> IntGaugeVec {

@@ -102,6 +102,8 @@ pub struct Route {
     pub claims: Vec<(String, String)>,
     /// When not empty, the current actor (outermost `act.sub`) must be one of these.
     pub actors: Vec<String>,
+    /// When not empty, the token's issuer must be one of these.
+    pub issuers: Vec<String>,
     /// A downstream token to obtain for the upstream once the request is allowed.
     pub exchange: Option<crate::config::Exchange>,
     /// DPoP required on this route even where it is only allowed globally.
@@ -257,6 +259,9 @@ pub fn describe(route: &Route) -> String {
         if !route.actors.is_empty() {
             needs.push(format!("actor one of {}", route.actors.join(" ")));
         }
+        if !route.issuers.is_empty() {
+            needs.push(format!("issuer one of {}", route.issuers.join(" ")));
+        }
         if route.dpop_required {
             needs.push("DPoP".to_string());
         }
@@ -287,13 +292,17 @@ fn describe_exchange(exchange: &crate::config::Exchange) -> String {
     format!("then exchanged for {what} in {}", exchange.header)
 }
 
-/// Whether a verified token meets the requirements of every route a request matched.
-pub fn check(routes: &[&Route], token: &VerifiedToken) -> Result<(), Reason> {
-    routes.iter().try_for_each(|route| check_route(route, token))
+/// Whether a verified token from `issuer` meets the requirements of every route a
+/// request matched.
+pub fn check(routes: &[&Route], token: &VerifiedToken, issuer: &str) -> Result<(), Reason> {
+    routes.iter().try_for_each(|route| check_route(route, token, issuer))
 }
 
 /// Whether a verified token meets one route's requirements.
-fn check_route(route: &Route, token: &VerifiedToken) -> Result<(), Reason> {
+fn check_route(route: &Route, token: &VerifiedToken, issuer: &str) -> Result<(), Reason> {
+    if !route.issuers.is_empty() && !route.issuers.iter().any(|i| i == issuer) {
+        return Err(Reason::IssuerNotAllowed);
+    }
     let missing: Vec<&str> = route.scopes.iter().filter(|s| !token.has_scope(s)).map(String::as_str).collect();
     if !missing.is_empty() {
         return Err(Reason::InsufficientScope { scope: route.scopes.join(" ") });

@@ -208,6 +208,9 @@ pub enum Reason {
     WrongOrganization,
     /// A claim the route requires is absent or has another value. 403 `insufficient_scope`.
     ClaimMismatch,
+    /// The route has `issuers` and the token comes from another configured issuer. 403
+    /// `insufficient_scope`.
+    IssuerNotAllowed,
     /// The route has `actors` and the token's current actor (outermost `act.sub`) is
     /// absent or not one of them. 403 `insufficient_scope`.
     ActorNotAllowed,
@@ -285,9 +288,12 @@ impl Reason {
             KeyBindingMismatch | TokenNotBound => (Status::Unauthorized, INVALID_TOKEN),
             UseDpopNonce { .. } => (Status::Unauthorized, Some(ErrorCode::UseDpopNonce)),
             ReplayStoreFull | ReplayStoreUnavailable => (Status::Unavailable, None),
-            InsufficientScope { .. } | MissingPermission | WrongOrganization | ClaimMismatch | ActorNotAllowed => {
-                (Status::Forbidden, Some(ErrorCode::InsufficientScope))
-            }
+            InsufficientScope { .. }
+            | MissingPermission
+            | WrongOrganization
+            | ClaimMismatch
+            | ActorNotAllowed
+            | IssuerNotAllowed => (Status::Forbidden, Some(ErrorCode::InsufficientScope)),
             NoRouteAllows | ExchangeRefused { .. } => (Status::Forbidden, None),
             ExchangeRateLimited { .. } | ExchangeUnavailable => (Status::Unavailable, None),
             NoIssuerKeys => (Status::Unavailable, None),
@@ -361,6 +367,7 @@ impl Reason {
             WrongOrganization => "organization not allowed",
             ClaimMismatch => "required claim value missing",
             ActorNotAllowed => "actor not allowed",
+            IssuerNotAllowed => "issuer not allowed",
             NoRouteAllows => "no route allows this request",
             ExchangeRefused { .. } => "the issuer refused the token exchange",
             ExchangeRateLimited { .. } => "token exchange rate-limited by the issuer",
@@ -436,6 +443,7 @@ impl Reason {
             WrongOrganization => "wrong_organization",
             ClaimMismatch => "claim_mismatch",
             ActorNotAllowed => "actor_not_allowed",
+            IssuerNotAllowed => "issuer_not_allowed",
             NoRouteAllows => "no_route_allows",
             ExchangeRefused { .. } => "exchange_refused",
             ExchangeRateLimited { .. } => "exchange_rate_limited",

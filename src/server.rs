@@ -80,9 +80,10 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(checker): State<Arc<Checker>>) -> Response {
-    match checker.issuer().keys() {
-        Some(_) => (StatusCode::OK, "ready\n").into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "not ready: issuer keys not loaded\n").into_response(),
+    match checker.ready() {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(waiting) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: issuer keys not loaded for {waiting}\n"))
+            .into_response(),
     }
 }
 

@@ -34,6 +34,8 @@ pub struct VerifiedToken {
     text: Box<str>,
     /// Where `sub` ends in `text`.
     subject_len: u32,
+    /// Which configured issuer verified it (an index into the config's `issuers`).
+    issuer: u16,
     /// `exp`, whole seconds, rounded down.
     expires_at: i64,
     extra: Option<Box<Extra>>,
@@ -56,7 +58,18 @@ impl VerifiedToken {
         // `sub` was checked to be a short header-safe string; a `sub` over 4 GiB cannot pass
         // the 8 KiB token cap.
         let subject_len = u32::try_from(subject.len()).unwrap_or(u32::MAX);
-        VerifiedToken { text: format!("{subject}{scope}").into_boxed_str(), subject_len, expires_at, extra }
+        VerifiedToken { text: format!("{subject}{scope}").into_boxed_str(), subject_len, issuer: 0, extra, expires_at }
+    }
+
+    /// The same token, recorded as verified by the `index`-th configured issuer.
+    pub fn from_issuer(mut self, index: usize) -> Self {
+        self.issuer = u16::try_from(index).unwrap_or(u16::MAX);
+        self
+    }
+
+    /// The index of the configured issuer that verified it.
+    pub fn issuer_index(&self) -> usize {
+        usize::from(self.issuer)
     }
 
     pub fn subject(&self) -> &str {
@@ -109,6 +122,31 @@ pub fn claims_to_keep<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<Strin
         }
     }
     keep
+}
+
+/// The `iss` of an unverified token, to choose among several issuers before any key
+/// lookup: the payload segment only, strictly decoded, at most [`MAX_TOKEN_LEN`]. Nothing
+/// else is believed: the chosen issuer's keys and claim checks decide.
+pub fn peek_issuer(token: &str) -> Result<String, Reason> {
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        iss: Option<Value>,
+    }
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(Reason::TokenTooLarge);
+    }
+    let mut segments = token.split('.');
+    let (Some(_), Some(payload), Some(_), None) = (segments.next(), segments.next(), segments.next(), segments.next())
+    else {
+        return Err(Reason::MalformedToken);
+    };
+    let bytes = jws::decode(payload).map_err(|_| Reason::MalformedToken)?;
+    let peek: Peek = serde_json::from_slice(&bytes).map_err(|_| Reason::MalformedClaims)?;
+    match peek.iss {
+        Some(Value::String(iss)) => Ok(iss),
+        Some(_) => Err(Reason::MalformedClaims),
+        None => Err(Reason::MissingClaim),
+    }
 }
 
 /// Verifies `token` against the issuer's keys at time `now` (seconds since the epoch).

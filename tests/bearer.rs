@@ -607,7 +607,8 @@ async fn metrics_count_checks_by_outcome_and_reason() {
         answer.body.contains(r#"tollgate_checks_total{door="http",outcome="deny",reason="missing_credentials"} 1"#)
     );
     assert!(answer.body.contains("tollgate_check_duration_seconds_count 2"));
-    assert!(answer.body.contains("tollgate_jwks_fetches_total 1"));
+    let fetches = format!("tollgate_jwks_fetches_total{{issuer=\"{}\"}} 1", app.issuer.issuer());
+    assert!(answer.body.contains(&fetches), "{}", answer.body);
 }
 
 #[tokio::test]

@@ -50,7 +50,8 @@ async fn cached_keys_keep_working_while_the_issuer_is_down() {
     // A token never seen before still verifies with the kept keys.
     let fresh = app.token().claim("jti", json!("fresh")).sign();
     assert_eq!(app.bearer(&fresh).await.status, StatusCode::OK);
-    assert_eq!(app.checker.metrics().jwks_fetch_failures.get(), 1);
+    let issuer = app.issuer.issuer();
+    assert_eq!(app.checker.metrics().jwks_fetch_failures.with_label_values(&[issuer.as_str()]).get(), 1);
     let ready = app.send(request("GET", "/readyz", &[])).await;
     assert_eq!(ready.status, StatusCode::OK);
 }

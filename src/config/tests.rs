@@ -24,10 +24,10 @@ fn keys(text: &str, vars: &[(&str, &str)]) -> Vec<String> {
 fn a_minimal_config_gets_the_contract_defaults() {
     let c = Config::load(MINIMAL, &HashMap::new()).unwrap();
     assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
-    assert_eq!(c.issuer.issuer, "https://tenant.auth0.com/");
-    assert_eq!(c.issuer.discovery_url(), "https://tenant.auth0.com/.well-known/openid-configuration");
-    assert_eq!(c.issuer.algorithms, vec![jsonwebtoken::Algorithm::RS256]);
-    assert_eq!(c.issuer.leeway, 0);
+    assert_eq!(c.issuers[0].issuer, "https://tenant.auth0.com/");
+    assert_eq!(c.issuers[0].discovery_url(), "https://tenant.auth0.com/.well-known/openid-configuration");
+    assert_eq!(c.issuers[0].algorithms, vec![jsonwebtoken::Algorithm::RS256]);
+    assert_eq!(c.issuers[0].leeway, 0);
     assert_eq!(c.dpop.mode, DpopMode::Allowed);
     assert_eq!(c.dpop.algorithms, vec!["ES256"]);
     assert_eq!((c.dpop.iat_leeway, c.dpop.iat_offset), (30, 300));
@@ -52,11 +52,11 @@ fn environment_overrides_the_file() {
     )
     .unwrap();
     assert_eq!(c.dpop.mode, DpopMode::Required);
-    assert_eq!(c.issuer.leeway, 5);
+    assert_eq!(c.issuers[0].leeway, 5);
     assert_eq!(c.proxy.trusted.len(), 2);
     assert_eq!(c.errors.invalid_request_status, http::StatusCode::UNAUTHORIZED);
-    assert_eq!(c.issuer.issuer, "https://other.eu.auth0.com/");
-    assert_eq!(c.issuer.audiences, vec!["https://a.example", "https://b.example"]);
+    assert_eq!(c.issuers[0].issuer, "https://other.eu.auth0.com/");
+    assert_eq!(c.issuers[0].audiences, vec!["https://a.example", "https://b.example"]);
 }
 
 #[test]

@@ -191,9 +191,9 @@ impl Issuer {
             return state.last.clone();
         }
         let result = self.fetch_keys(&mut state).await;
-        self.metrics.jwks_fetches.inc();
+        self.metrics.jwks_fetches.with_label_values(&[self.config.issuer.as_str()]).inc();
         if result.is_err() {
-            self.metrics.jwks_fetch_failures.inc();
+            self.metrics.jwks_fetch_failures.with_label_values(&[self.config.issuer.as_str()]).inc();
             state.jwks_uri = None; // discover again next time: the JWKS may have moved
         }
         state.finished = Some(Instant::now());
@@ -219,7 +219,7 @@ impl Issuer {
 
     fn install(&self, keys: KeySet) {
         let previous = self.keys.load_full();
-        self.metrics.issuer_keys.set(keys.len() as i64);
+        self.metrics.issuer_keys.with_label_values(&[self.config.issuer.as_str()]).set(keys.len() as i64);
         if previous.as_ref().is_some_and(|old| old.loses_keys_in(&keys)) {
             // A key left the set (rotation or compromise): tokens it signed must be re-verified.
             self.cache.clear();

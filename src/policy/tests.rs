@@ -11,6 +11,7 @@ fn route(path: PathMatch) -> Route {
         organizations: vec![],
         claims: vec![],
         actors: vec![],
+        issuers: vec![],
         exchange: None,
         dpop_required: false,
         public: false,

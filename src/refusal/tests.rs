@@ -190,6 +190,7 @@ fn all_reasons() -> Vec<Reason> {
         WrongOrganization,
         ClaimMismatch,
         ActorNotAllowed,
+        IssuerNotAllowed,
         NoRouteAllows,
         ExchangeRefused { code: "invalid_grant".into() },
         ExchangeRateLimited { retry_after: 30 },
