@@ -181,9 +181,22 @@ impl Config {
         let mut table: toml::Table =
             toml_text.parse().map_err(|e: toml::de::Error| ConfigError::single("file", e.message().to_string()))?;
         apply_env(&mut table, env)?;
-        let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|e| ConfigError::single(&path_name(e.path()), e.inner().to_string()))?;
-        raw.validate()
+        let (raw, mut problems) = read_all(table);
+        let validated = raw.map(RawConfig::validate);
+        match validated {
+            Some(Ok(config)) if problems.is_empty() => Ok(config),
+            Some(Err(more)) => {
+                // A value removed for its type falls back to its default, which validation
+                // may then refuse: the key is already named, once is enough.
+                let named = |key: &str| {
+                    problems.iter().any(|p: &Problem| key == p.key || key.starts_with(&format!("{}.", p.key)))
+                };
+                let fresh: Vec<Problem> = more.problems.into_iter().filter(|p| !named(&p.key)).collect();
+                problems.extend(fresh);
+                Err(ConfigError { problems })
+            }
+            _ => Err(ConfigError { problems }),
+        }
     }
 
     /// Loads from a file path and the process environment.
@@ -242,6 +255,82 @@ pub fn describe(config: &Config) -> String {
         let _ = writeln!(out, "route {:<11} {}", n + 1, crate::policy::describe(r));
     }
     out
+}
+
+/// Reads the table as a `RawConfig`, naming every unknown key, wrongly typed value and
+/// missing section at once: each offending key is noted and taken out, a missing section
+/// is put in empty (so validation names what it lacks), and the table is read again, a
+/// bounded number of times.
+fn read_all(mut table: toml::Table) -> (Option<RawConfig>, Vec<Problem>) {
+    let mut problems: Vec<Problem> = Vec::new();
+    let mut inserted: Vec<String> = Vec::new();
+    for _ in 0..64 {
+        let error = match serde_path_to_error::deserialize::<_, RawConfig>(toml::Value::Table(table.clone())) {
+            Ok(raw) => return (Some(raw), problems),
+            Err(error) => error,
+        };
+        let segments: Vec<String> = error.path().iter().map(|s| s.to_string()).collect();
+        let key = path_name(error.path());
+        // toml's messages add a line naming the table again: the key already says it.
+        let message = error.inner().to_string().lines().next().unwrap_or_default().trim().to_string();
+        let missing = message.strip_prefix("missing field `").and_then(|m| m.split('`').next());
+        let repaired = match missing {
+            // A missing section: put it in empty, once.
+            Some(field) if !inserted.contains(&join_key(&key, field)) => {
+                inserted.push(join_key(&key, field));
+                insert_empty(&mut table, &segments, field)
+            }
+            Some(field) => {
+                problems.push(Problem { key: join_key(&key, field), message: "required, and missing".into() });
+                false
+            }
+            // An empty section put in where a value belongs: the value is what is missing.
+            None if inserted.contains(&key) => {
+                problems.push(Problem { key, message: "required, and missing".into() });
+                false
+            }
+            None => {
+                problems.push(Problem { key, message });
+                remove_at(&mut table, &segments)
+            }
+        };
+        if !repaired {
+            break;
+        }
+    }
+    (None, problems)
+}
+
+fn join_key(parent: &str, field: &str) -> String {
+    if parent == "config" { field.to_string() } else { format!("{parent}.{field}") }
+}
+
+/// The table or array element at `path` (serde_path_to_error's segments: keys, and
+/// `[n]` for array elements).
+fn value_at<'a>(table: &'a mut toml::Table, path: &[String]) -> Option<&'a mut toml::Value> {
+    let (first, rest) = path.split_first()?;
+    let mut value = table.get_mut(first.as_str())?;
+    for segment in rest {
+        value = match segment.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            Some(index) => value.as_array_mut()?.get_mut(index.parse::<usize>().ok()?)?,
+            None => value.as_table_mut()?.get_mut(segment.as_str())?,
+        };
+    }
+    Some(value)
+}
+
+/// Removes the key the last segment of `path` names; false when there is none.
+fn remove_at(table: &mut toml::Table, path: &[String]) -> bool {
+    let Some((last, parent)) = path.split_last() else { return false };
+    let owner =
+        if parent.is_empty() { Some(table) } else { value_at(table, parent).and_then(toml::Value::as_table_mut) };
+    owner.is_some_and(|t| t.remove(last.as_str()).is_some())
+}
+
+/// Puts an empty table for a missing `field` under `path`, so its own keys get checked.
+fn insert_empty(table: &mut toml::Table, path: &[String], field: &str) -> bool {
+    let owner = if path.is_empty() { Some(table) } else { value_at(table, path).and_then(toml::Value::as_table_mut) };
+    owner.is_some_and(|t| t.insert(field.to_string(), toml::Value::Table(toml::Table::new())).is_none())
 }
 
 fn path_name(path: &serde_path_to_error::Path) -> String {

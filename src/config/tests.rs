@@ -340,3 +340,41 @@ fn the_client_is_checked_at_load_and_its_secret_never_printed() {
     let printed = format!("{c:?}\n{}", describe(&c));
     assert!(!printed.contains("from-env-9f3a"), "{printed}");
 }
+
+#[test]
+fn every_unknown_key_type_error_and_missing_section_is_named_in_one_run() {
+    let text = r#"
+listen_port = 1
+default = 7
+[issuer]
+domain = "tenant.auth0.com"
+audience = "https://api.example.com"
+leeway = "ten"
+audiance = "typo"
+[dpop]
+enabled = "yes"
+[[routes]]
+path_prefix = "/a"
+scope = ["x"]
+"#;
+    let found = keys(text, &[]);
+    for key in [
+        "listen_port",
+        "default",
+        "issuer.leeway",
+        "issuer.audiance",
+        "dpop.enabled",
+        "routes[0].scope",
+        "proxy.gateway",
+    ] {
+        assert!(found.iter().any(|k| k == key), "{key} not named: {found:?}");
+    }
+    assert_eq!(found.len(), 7, "{found:?}");
+}
+
+#[test]
+fn an_empty_file_names_every_missing_section() {
+    let found = keys("", &[]);
+    assert!(found.contains(&"issuer".to_string()), "{found:?}");
+    assert!(found.contains(&"proxy.gateway".to_string()), "{found:?}");
+}
