@@ -131,6 +131,9 @@ fn check(path: &std::path::Path, explain: Option<&[String]>) -> ExitCode {
     match explain {
         None => {
             print!("{}", tollgate::config::describe(&config));
+            for warning in tollgate::config::warnings(&config) {
+                eprintln!("tollgate: warning: {warning}");
+            }
             ExitCode::SUCCESS
         }
         Some([method, url]) => match tollgate::gateway::OriginalRequest::from_url(method, url) {

@@ -34,7 +34,7 @@ fn check_prints_the_resolved_config_and_exits_zero() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("issuer            https://t.auth0.com/"), "{text}");
-    assert!(text.contains("gateway           Traefik"), "{text}");
+    assert!(text.contains("gateway           traefik"), "{text}");
     assert!(text.contains("/admin/** -> a valid token, scopes w"), "{text}");
 }
 
@@ -411,4 +411,19 @@ async fn a_key_fetch_failure_without_keys_says_so_and_names_its_cause() {
     let line = log.lines().find(|l| l.contains("key fetch failed")).unwrap();
     assert!(line.contains("no keys yet") && !line.contains("keeping the previous keys"), "{line}");
     assert!(line.contains("cannot connect: Connection refused"), "{line}");
+}
+
+#[test]
+fn check_warns_on_stderr_and_still_exits_zero() {
+    let (_dir, path) = write_config(
+        "[issuer]\ndomain = \"your-tenant.us.auth0.com\"\naudience = \"a\"\n[proxy]\ngateway = \"nginx\"\n",
+    );
+    let out = Command::new(BIN).args(["check", "--config"]).arg(&path).env_remove("AUTH0_DOMAIN").output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("tollgate: warning: issuer https://your-tenant.us.auth0.com/ looks like a placeholder"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("invalid_request_status = 401"), "{stderr}");
 }

@@ -378,3 +378,40 @@ fn an_empty_file_names_every_missing_section() {
     assert!(found.contains(&"issuer".to_string()), "{found:?}");
     assert!(found.contains(&"proxy.gateway".to_string()), "{found:?}");
 }
+
+#[test]
+fn check_warns_about_likely_mistakes_and_the_example_has_none() {
+    let example = Config::load(include_str!("../../config/tollgate.toml"), &HashMap::new()).unwrap();
+    assert_eq!(warnings(&example), Vec::<String>::new());
+    let placeholder = MINIMAL.replace("tenant.auth0.com", "your-tenant.us.auth0.com");
+    let nginx_400 = Config::load(&placeholder, &HashMap::new()).unwrap();
+    let found = warnings(&nginx_400);
+    assert!(found.iter().any(|w| w.contains("placeholder")), "{found:?}");
+    assert!(found.iter().any(|w| w.contains("invalid_request_status = 400")), "{found:?}");
+    let hosts = format!("{MINIMAL}[errors]\ninvalid_request_status = 401\n[[routes]]\nhost = \"a.example.com\"\n");
+    let found = warnings(&Config::load(&hosts.replace("tenant.auth0.com", "t.eu.auth0.com"), &HashMap::new()).unwrap());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("default = \"deny\""), "{found:?}");
+}
+
+#[test]
+fn describe_names_every_setting_and_no_secret() {
+    let text = MINIMAL.replace("[proxy]", "[dpop]\nreplay_store = \"redis://:hunter2@127.0.0.1:6379/0\"\n[proxy]")
+        + "[headers]\n\"X-Auth-Email\" = \"email\"\n";
+    let out = describe(&Config::load(&text, &HashMap::new()).unwrap());
+    for key in [
+        "replay_store",
+        "nonce",
+        "public_origins",
+        "forwarded_prefix",
+        "header",
+        "cache",
+        "log",
+        "realm",
+        "required_claims",
+        "gateway           nginx",
+    ] {
+        assert!(out.contains(key), "{key} in:\n{out}");
+    }
+    assert!(!out.contains("hunter2"), "{out}");
+}
