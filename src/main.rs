@@ -16,27 +16,43 @@ use tollgate::issuer::Timings;
 #[command(
     name = "tollgate",
     version,
-    about = "Forward-auth sidecar: verifies OAuth 2.0 / OIDC access tokens for your gateway"
+    about = "Forward-auth sidecar: verifies OAuth 2.0 / OIDC access tokens for your gateway",
+    after_help = ENVIRONMENT
 )]
 struct Cli {
-    /// Config file (same as `tollgate serve --config FILE`).
+    /// TOML config file (same as `tollgate serve --config FILE`).
     #[arg(long, global = false)]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
+/// How settings come from the environment, for every command's help.
+const ENVIRONMENT: &str = "\
+Configuration: a TOML file (--config FILE) and environment variables, the environment
+winning: TOLLGATE_<SECTION>__<KEY> for any key (TOLLGATE_PROXY__GATEWAY=nginx,
+TOLLGATE_DPOP__REQUIRED=true, TOLLGATE_PROXY__TRUSTED=10.0.0.5/32,::1/128,
+TOLLGATE_CLIENT__CLIENT_SECRET=...), and AUTH0_DOMAIN and AUTH0_AUDIENCE for issuer.domain
+and issuer.audience. Without --config, serve and check read the environment alone:
+
+  AUTH0_DOMAIN=tenant.eu.auth0.com AUTH0_AUDIENCE=https://api.example.com \\
+  TOLLGATE_PROXY__GATEWAY=nginx tollgate serve";
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the sidecar.
+    #[command(after_help = ENVIRONMENT)]
     Serve {
+        /// TOML config file; without it, the environment alone.
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
     },
-    /// Validate a config file and print what it resolved to.
+    /// Validate a config file and print what it resolved to (warnings on stderr).
+    #[command(after_help = ENVIRONMENT)]
     Check {
+        /// TOML config file; without it, the environment alone.
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         /// Say which route a request matches and what it requires: --explain GET https://host/path
         #[arg(long, num_args = 2, value_names = ["METHOD", "URL"])]
         explain: Option<Vec<String>>,
@@ -82,8 +98,9 @@ enum Command {
     /// Ask a running tollgate for /healthz (or /readyz) at the address its config serves
     /// it on; exit 0 on 200. For container health checks with no shell or curl.
     Health {
+        /// TOML config file; without it, the environment alone.
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         /// Ask /readyz (issuer keys loaded) instead of /healthz.
         #[arg(long)]
         ready: bool,
@@ -100,15 +117,16 @@ fn main() -> ExitCode {
         }
     };
     match (cli.command, cli.config) {
-        (Some(Command::Serve { config }), _) | (None, Some(config)) => runtime.block_on(serve(config)),
-        (Some(Command::Check { config, explain }), _) => check(&config, explain.as_deref()),
+        (Some(Command::Serve { config }), _) => runtime.block_on(serve(config)),
+        (None, Some(config)) => runtime.block_on(serve(Some(config))),
+        (Some(Command::Check { config, explain }), _) => check(config.as_deref(), explain.as_deref()),
         (Some(Command::Proof { key, new, jkt, method, url, token, nonce }), _) => {
             proof(&key, new, jkt, method.zip(url).zip(token), nonce.as_deref())
         }
         (Some(Command::Dev { listen, issuer_port, issuer_key }), _) => {
             runtime.block_on(tollgate_dev::run(listen, issuer_port, issuer_key.as_deref()))
         }
-        (Some(Command::Health { config, ready }), _) => runtime.block_on(health(&config, ready)),
+        (Some(Command::Health { config, ready }), _) => runtime.block_on(health(config.as_deref(), ready)),
         (None, None) => {
             eprintln!("tollgate: give a command (serve --config FILE, check --config FILE, dev, health); see --help");
             ExitCode::from(2)
@@ -116,8 +134,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &std::path::Path) -> Option<Config> {
-    match Config::from_file(path) {
+/// The config from `path` and the environment, or from the environment alone.
+fn load(path: Option<&std::path::Path>) -> Option<Config> {
+    let loaded = match path {
+        Some(path) => Config::from_file(path),
+        None => Config::load("", &std::env::vars().collect()),
+    };
+    match loaded {
         Ok(config) => Some(config),
         Err(e) => {
             eprint!("tollgate: {e}");
@@ -126,7 +149,7 @@ fn load(path: &std::path::Path) -> Option<Config> {
     }
 }
 
-fn check(path: &std::path::Path, explain: Option<&[String]>) -> ExitCode {
+fn check(path: Option<&std::path::Path>, explain: Option<&[String]>) -> ExitCode {
     let Some(config) = load(path) else { return ExitCode::FAILURE };
     match explain {
         None => {
@@ -136,19 +159,7 @@ fn check(path: &std::path::Path, explain: Option<&[String]>) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Some([method, url]) => match tollgate::gateway::OriginalRequest::from_url(method, url) {
-            Ok(request) => {
-                let policy = tollgate::policy::Policy::new(config.routes, config.default, config.path_matching);
-                println!("{}", policy.explain(&request));
-                ExitCode::SUCCESS
-            }
-            Err(_) => {
-                eprintln!(
-                    "tollgate: --explain needs a method and an absolute http(s) URL, e.g. GET https://api.example.com/orders"
-                );
-                ExitCode::from(2)
-            }
-        },
+        Some([method, url]) => explain_request(config, method, url),
         Some(_) => ExitCode::from(2),
     }
 }
@@ -226,8 +237,8 @@ fn init_logging(config: &Config) {
     }
 }
 
-async fn serve(path: PathBuf) -> ExitCode {
-    let Some(config) = load(&path) else { return ExitCode::FAILURE };
+async fn serve(path: Option<PathBuf>) -> ExitCode {
+    let Some(config) = load(path.as_deref()) else { return ExitCode::FAILURE };
     init_logging(&config);
     run(config).await
 }
@@ -308,8 +319,38 @@ async fn serve_on(config: Config, listeners: Listeners) -> ExitCode {
     }
 }
 
+/// `tollgate check --explain METHOD URL`: the readings, the routes they match and the
+/// decision; or why tollgate would refuse the request before any route.
+fn explain_request(config: Config, method: &str, url: &str) -> ExitCode {
+    if !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+        eprintln!(
+            "tollgate: --explain needs a method and an absolute http(s) URL, e.g. GET https://api.example.com/orders"
+        );
+        return ExitCode::from(2);
+    }
+    if method.bytes().any(|b| b.is_ascii_lowercase()) {
+        println!(
+            "note: {method:?} is not {:?}: methods are case-sensitive (RFC 9110 §9.1); tollgate also reads it upper-cased, as Django and Flask do",
+            method.to_ascii_uppercase()
+        );
+    }
+    match tollgate::gateway::OriginalRequest::from_url(method, url) {
+        Ok(request) => {
+            let policy = tollgate::policy::Policy::new(config.routes, config.default, config.path_matching);
+            println!("{}", policy.explain(&request));
+        }
+        Err(reason) => println!(
+            "{method} {url}\n  refused before any route: {} ({} {})",
+            reason.description(),
+            tollgate::refusal::respond(&reason.clone().into(), &config.challenge_settings()).status.as_u16(),
+            reason.code().map_or("", |c| c.as_str()),
+        ),
+    }
+    ExitCode::SUCCESS
+}
+
 /// `tollgate health`: exit 0 when the configured tollgate answers 200.
-async fn health(path: &std::path::Path, ready: bool) -> ExitCode {
+async fn health(path: Option<&std::path::Path>, ready: bool) -> ExitCode {
     use tollgate::health::{self, Probe};
     let Some(config) = load(path) else { return ExitCode::FAILURE };
     let probe = if ready { Probe::Ready } else { Probe::Live };

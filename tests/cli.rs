@@ -427,3 +427,39 @@ fn check_warns_on_stderr_and_still_exits_zero() {
     );
     assert!(stderr.contains("invalid_request_status = 401"), "{stderr}");
 }
+
+#[test]
+fn check_reads_the_environment_alone_without_a_file() {
+    let out = Command::new(BIN)
+        .arg("check")
+        .env("AUTH0_DOMAIN", "env-only.eu.auth0.com")
+        .env("AUTH0_AUDIENCE", "https://api.example.com")
+        .env("TOLLGATE_PROXY__GATEWAY", "traefik")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8(out.stdout).unwrap().contains("issuer            https://env-only.eu.auth0.com/"));
+    let help = Command::new(BIN).args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    for text in ["--config <CONFIG>", "TOLLGATE_<SECTION>__<KEY>", "AUTH0_DOMAIN", "environment alone"] {
+        assert!(help.contains(text), "{text} in:\n{help}");
+    }
+}
+
+#[test]
+fn explain_says_why_a_request_is_refused_before_any_route_and_calls_out_method_case() {
+    let (_dir, path) = write_config(
+        "[issuer]\ndomain = \"t.auth0.com\"\naudience = \"a\"\n[proxy]\ngateway = \"traefik\"\n[[routes]]\npath_prefix = \"/admin\"\nmethods = [\"GET\"]\nscopes = [\"w\"]\n",
+    );
+    let explain = |method: &str, url: &str| {
+        let out =
+            Command::new(BIN).args(["check", "--config"]).arg(&path).args(["--explain", method, url]).output().unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (ok, text) = explain("GET", "https://api.example.com/public/..;/admin");
+    assert!(ok);
+    assert!(text.contains("refused before any route: ambiguous request path (400 invalid_request)"), "{text}");
+    let (_, text) = explain("get", "https://api.example.com/admin/x");
+    assert!(text.contains(r#"note: "get" is not "GET""#), "{text}");
+    assert!(text.contains("read as GET /admin/x -> route 1"), "{text}");
+}
