@@ -86,7 +86,7 @@ async fn downstream_token_and_delegation_reach_upstream() {
 #[tokio::test]
 async fn a_trust_list_missing_the_gateway_fails_closed() {
     let stack = Stack::start(&Nginx::new(), Options { trusted: e2e::UNTRUSTED, ..Options::default() }).await;
-    e2e::a_trust_list_missing_the_gateway_fails_closed(&stack).await;
+    e2e::a_trust_list_missing_the_gateway_fails_closed_with(&stack, StatusCode::SERVICE_UNAVAILABLE).await;
 }
 
 /// A 401's challenges: auth_request copies the check's `WWW-Authenticate` itself, only
@@ -273,14 +273,29 @@ async fn invalid_request_is_401_with_challenge() {
 }
 
 #[tokio::test]
-async fn check_that_cannot_decide_is_500() {
-    // No issuer keys: tollgate answers the check 503, which auth_request turns into 500.
+async fn check_that_cannot_decide_is_503_with_retry_after() {
+    // No issuer keys: tollgate answers the check 503, which auth_request turns into 500,
+    // which the shipped config answers as a 503 the client may retry.
     let stack =
         Stack::start(&Nginx::new(), Options { jwks: JwksMode::Fail, wait_keys: false, ..Options::default() }).await;
     let token = stack.token();
     let reply = stack.send("GET", "/orders", &[("authorization", &format!("Bearer {token}"))]).await;
-    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR, "{reply:?}{}", stack.logs());
+    expect_unavailable(&stack, &reply);
+}
+
+#[tokio::test]
+async fn tollgate_unreachable_is_503_with_retry_after_not_an_html_500() {
+    let mut stack = stack().await;
+    stack.stop_tollgate();
+    let reply = stack.send("GET", "/orders", &[("authorization", &format!("Bearer {}", stack.token()))]).await;
+    expect_unavailable(&stack, &reply);
+}
+
+fn expect_unavailable(stack: &Stack, reply: &Reply) {
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}{}", stack.logs());
+    assert_eq!(reply.all("retry-after"), ["5"], "{reply:?}");
     assert!(reply.challenges().is_empty(), "{reply:?}");
+    assert_eq!(reply.error().as_deref(), Some("temporarily_unavailable"), "{reply:?}");
 }
 
 #[test]

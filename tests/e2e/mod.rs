@@ -540,6 +540,11 @@ impl Stack {
             .unwrap_or_else(|| panic!("not an HTTP answer: {:?}{}", String::from_utf8_lossy(&raw), self.logs()))
     }
 
+    /// Stops tollgate (killed by its pid): the gateway's checks find nobody listening.
+    pub fn stop_tollgate(&mut self) {
+        self.tollgate.take();
+    }
+
     /// tollgate's `/metrics` text, fetched directly (not through the gateway).
     pub async fn metrics(&self) -> String {
         let url = format!("{}/metrics", self.check_base);
@@ -987,10 +992,15 @@ pub async fn dpop_htu_keeps_the_port_of_a_routed_host(stack: &Stack) {
 /// is refused with 500 and never reaches the upstream, tollgate logs an error naming the
 /// peer and the setting, and `/metrics` counts it under its own reason.
 pub async fn a_trust_list_missing_the_gateway_fails_closed(stack: &Stack) {
+    a_trust_list_missing_the_gateway_fails_closed_with(stack, StatusCode::INTERNAL_SERVER_ERROR).await;
+}
+
+/// The same, for a gateway that answers a failed check with `status` (nginx: 503).
+pub async fn a_trust_list_missing_the_gateway_fails_closed_with(stack: &Stack, status: StatusCode) {
     let token = format!("Bearer {}", stack.token());
     for (method, path) in [("POST", "/admin/x"), ("GET", "/orders"), ("GET", "/public/status")] {
         let reply = stack.send(method, path, &[("authorization", &token)]).await;
-        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR, "{method} {path}: {reply:?}{}", stack.logs());
+        assert_eq!(reply.status, status, "{method} {path}: {reply:?}{}", stack.logs());
     }
     let output = without_ansi(&stack.tollgate_output());
     assert!(
