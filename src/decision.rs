@@ -133,6 +133,17 @@ impl Checker {
         &self.issuers
     }
 
+    /// The Prometheus text, with the key sets' ages as of now.
+    pub fn render_metrics(&self) -> String {
+        for issuer in &self.issuers {
+            if let Some(age) = issuer.keys_age() {
+                let label = [issuer.config().issuer.as_str()];
+                self.metrics.issuer_keys_age.with_label_values(&label).set(age.as_secs_f64());
+            }
+        }
+        self.metrics.render()
+    }
+
     /// Ready once every issuer has keys (they are kept through later fetch failures); the
     /// error names the issuers still without.
     pub fn ready(&self) -> Result<(), String> {

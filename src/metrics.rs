@@ -4,7 +4,7 @@
 use crate::decision::Door;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -23,6 +23,8 @@ pub struct Metrics {
     pub token_cache_hits: IntCounter,
     pub token_cache_misses: IntCounter,
     pub issuer_keys: IntGaugeVec,
+    /// `tollgate_issuer_keys_age_seconds{issuer}`: since the current keys were fetched.
+    pub issuer_keys_age: GaugeVec,
     /// `tollgate_build_info{version}`: always 1; tells which build a scrape came from.
     pub build_info: IntGaugeVec,
     /// `tollgate_exchanges_total{outcome}`: calls to the token endpoint by outcome (ok,
@@ -73,6 +75,14 @@ impl Metrics {
                 &["issuer"],
             )
             .expect("valid metric"),
+            issuer_keys_age: GaugeVec::new(
+                Opts::new(
+                    "tollgate_issuer_keys_age_seconds",
+                    "Seconds since the current key set was fetched, by issuer (grows while the issuer is unreachable).",
+                ),
+                &["issuer"],
+            )
+            .expect("valid metric"),
             build_info: build_info(),
             exchanges: IntCounterVec::new(
                 Opts::new(
@@ -110,6 +120,7 @@ impl Metrics {
             Box::new(self.token_cache_hits.clone()),
             Box::new(self.token_cache_misses.clone()),
             Box::new(self.issuer_keys.clone()),
+            Box::new(self.issuer_keys_age.clone()),
             Box::new(self.build_info.clone()),
             Box::new(self.exchanges.clone()),
             Box::new(self.exchange_cache_hits.clone()),

@@ -88,7 +88,7 @@ async fn readyz(State(checker): State<Arc<Checker>>) -> Response {
 }
 
 async fn metrics(State(checker): State<Arc<Checker>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], checker.metrics().render()).into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], checker.render_metrics()).into_response()
 }
 
 /// How long a client may take to send its request headers before the connection is

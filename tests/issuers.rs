@@ -130,6 +130,10 @@ async fn an_issuer_that_is_down_answers_503_for_its_own_tokens_only() {
     let own_keys = format!("tollgate_issuer_keys{{issuer=\"{}\"}} 1", app.issuer.issuer());
     let partner_failures = format!("tollgate_jwks_fetch_failures_total{{issuer=\"{}\"}} 1", two.partner.issuer());
     assert!(metrics.contains(&own_keys) && metrics.contains(&partner_failures), "{metrics}");
+    // The key set's age is known for the issuer that has keys, and only for it.
+    let age = |issuer: &str| format!("tollgate_issuer_keys_age_seconds{{issuer=\"{issuer}\"}}");
+    assert!(metrics.contains(&age(&app.issuer.issuer())), "{metrics}");
+    assert!(!metrics.contains(&age(&two.partner.issuer())), "{metrics}");
 
     two.partner.set_mode(JwksMode::Serve);
     app.checker.issuers()[1].refresh().await.unwrap();

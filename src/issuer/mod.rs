@@ -86,6 +86,8 @@ pub struct Issuer {
     timings: Timings,
     http: reqwest::Client,
     keys: ArcSwapOption<KeySet>,
+    /// When the current keys were fetched: their age is a metric.
+    loaded_at: Mutex<Option<Instant>>,
     /// The discovery document's `token_endpoint`, for token exchange.
     token_endpoint: ArcSwapOption<String>,
     fetch: AsyncMutex<FetchState>,
@@ -108,6 +110,7 @@ impl Issuer {
             http,
             keys: ArcSwapOption::empty(),
             token_endpoint: ArcSwapOption::empty(),
+            loaded_at: Mutex::new(None),
             fetch: AsyncMutex::new(FetchState { jwks_uri: None, finished: None, last: Ok(Duration::ZERO) }),
             last_unknown_kid_refetch: Mutex::new(None),
             cache,
@@ -226,6 +229,15 @@ impl Issuer {
             tracing::info!(issuer = %self.config.issuer, "a signing key was removed; verified-token cache cleared");
         }
         self.keys.store(Some(Arc::new(keys)));
+        if let Ok(mut loaded) = self.loaded_at.lock() {
+            *loaded = Some(Instant::now());
+        }
+    }
+
+    /// How long ago the current keys were fetched (kept keys grow older while the issuer
+    /// is unreachable); `None` before the first load.
+    pub fn keys_age(&self) -> Option<Duration> {
+        self.loaded_at.lock().ok().and_then(|loaded| loaded.map(|at| at.elapsed()))
     }
 
     async fn discover(&self) -> Result<String, FetchError> {
