@@ -191,7 +191,7 @@ impl Checker {
                 let reason = refusal.reason();
                 let outcome = if reason.is_outage() { "error" } else { "deny" };
                 self.metrics.checks.with_label_values(&[door.label(), outcome, reason.label()]).inc();
-                self.log_refusal(reason, peer);
+                self.log_refusal(reason, peer, original.as_ref().ok(), headers);
             }
         }
         self.log_judged(
@@ -235,14 +235,51 @@ impl Checker {
     }
 
     /// A misconfigured gateway is an error an operator must see; other refusals are debug.
-    fn log_refusal(&self, reason: &Reason, peer: IpAddr) {
+    fn log_refusal(&self, reason: &Reason, peer: IpAddr, original: Option<&OriginalRequest>, headers: &HeaderMap) {
         let gateway = self.config.proxy.gateway;
         match reason {
             Reason::GatewayHeadersMissing => tracing::error!(?gateway, %peer,
                 "a trusted peer sent a check without its gateway's method or URI header: the gateway is misconfigured"),
             Reason::UntrustedGateway => tracing::error!(?gateway, %peer,
                 "a peer outside proxy.trusted sent its gateway's method or URI header: add the gateway's address to proxy.trusted"),
-            _ => tracing::debug!(reason = reason.label(), %peer, "check refused"),
+            _ if tracing::enabled!(tracing::Level::DEBUG) => {
+                let (expected, found) = self.mismatch(reason, original, headers).unwrap_or_default();
+                tracing::debug!(reason = reason.label(), %peer, expected, found, "check refused");
+            }
+            _ => {}
+        }
+    }
+
+    /// For a refusal on a value that does not match (issuer, audience, `htu`), what was
+    /// expected and what the request carried: none of them is a secret. Read again from
+    /// the request, only when debug logging is on.
+    fn mismatch(
+        &self,
+        reason: &Reason,
+        original: Option<&OriginalRequest>,
+        headers: &HeaderMap,
+    ) -> Option<(String, String)> {
+        let credentials = credentials::extract(headers).ok()?;
+        let claim = |jws: &str, name: &str| -> Option<String> {
+            let payload = crate::jws::decode(jws.split('.').nth(1)?).ok()?;
+            let claims: serde_json::Value = serde_json::from_slice(&payload).ok()?;
+            Some(claims.get(name)?.to_string())
+        };
+        match reason {
+            Reason::WrongIssuer => {
+                let expected: Vec<&str> = self.issuers.iter().map(|i| i.config().issuer.as_str()).collect();
+                Some((expected.join(" "), claim(credentials.token(), "iss")?))
+            }
+            Reason::WrongAudience => {
+                let expected: Vec<String> = self.issuers.iter().flat_map(|i| i.config().audiences.clone()).collect();
+                Some((expected.join(" "), claim(credentials.token(), "aud")?))
+            }
+            Reason::WrongProofUrl => {
+                let Credentials::DPoP { proof, .. } = credentials else { return None };
+                let expected = original.and_then(|o| self.expected_htu(o).ok()).unwrap_or_default();
+                Some((expected, claim(proof, "htu")?))
+            }
+            _ => None,
         }
     }
 

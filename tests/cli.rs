@@ -463,3 +463,35 @@ fn explain_says_why_a_request_is_refused_before_any_route_and_calls_out_method_c
     assert!(text.contains(r#"note: "get" is not "GET""#), "{text}");
     assert!(text.contains("read as GET /admin/x -> route 1"), "{text}");
 }
+
+/// At debug, a refusal on a mismatched value says what was expected and what came.
+#[tokio::test]
+async fn debug_logs_name_the_expected_and_found_issuer_and_audience() {
+    let key = SigningKey::rsa("k1").unwrap();
+    let issuer = MockIssuer::start(&[&key]).await;
+    let port = free_port();
+    let dir = TempDir::new("cli-debug");
+    let extra = format!("listen = \"127.0.0.1:{port}\"\n[log]\nlevel = \"tollgate=debug\"\n");
+    let path = dir.path().join("tollgate.toml");
+    std::fs::write(&path, config_text(&issuer.issuer(), "envoy", &extra)).unwrap();
+    let mut command = Command::new(BIN);
+    command.args(["serve", "--config"]).arg(&path);
+    let log = dir.path().join("tollgate.log");
+    let mut child = spawn("tollgate", command, log.clone());
+    wait_readyz(&mut child, port).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/auth/r");
+    let wrong_aud = issuer.token(&key, now()).claim("aud", serde_json::json!("https://other-api.example")).sign();
+    let wrong_iss = issuer.token(&key, now()).claim("iss", serde_json::json!("https://other.example/")).sign();
+    for token in [&wrong_aud, &wrong_iss] {
+        assert_eq!(client.get(&url).bearer_auth(token).send().await.unwrap().status(), 401);
+    }
+    drop(child);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("check refused")).collect();
+    let aud = lines.iter().find(|l| l.contains("wrong_audience")).unwrap_or_else(|| panic!("{text}"));
+    assert!(aud.contains(AUDIENCE) && aud.contains("other-api.example"), "{aud}");
+    let iss = lines.iter().find(|l| l.contains("wrong_issuer")).unwrap_or_else(|| panic!("{text}"));
+    assert!(iss.contains(&issuer.issuer()) && iss.contains("https://other.example/"), "{iss}");
+    assert!(!text.contains(&wrong_aud) && !text.contains(&wrong_iss), "tokens are never logged");
+}
