@@ -493,7 +493,9 @@ fn prefixed(prefix: &str, path: &str) -> Result<String, Reason> {
 }
 
 /// Normalizes an absolute path (no query): RFC 3986 §6.2.2 escape handling and §5.2.4
-/// dot-segment removal, repeated slashes merged. Ambiguous escapes are refused.
+/// dot-segment removal, repeated slashes merged. Ambiguous escapes are refused, and so are
+/// `?` and `#`, which end a path (in a request only `X-Forwarded-Prefix` can bring one,
+/// and the DPoP `htu` would be cut there).
 pub fn normalize_path(raw: &str) -> Result<String, Reason> {
     if !raw.starts_with('/') {
         return Err(Reason::AmbiguousPath);
@@ -553,7 +555,7 @@ fn normalize_segment(part: &str) -> Result<(String, bool), Reason> {
                 v => out.push_str(&format!("%{v:02X}")),
             }
             i += 3;
-        } else if b > 0x20 && b < 0x7F && b != b'\\' {
+        } else if b > 0x20 && b < 0x7F && !matches!(b, b'\\' | b'?' | b'#') {
             out.push(b as char);
             i += 1;
         } else {

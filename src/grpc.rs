@@ -95,7 +95,9 @@ impl Authorization for AuthorizationService {
 }
 
 /// The original request and its headers from Envoy's `HttpRequest`, within bounds.
-fn translate(
+/// Public only for the fuzz target over this mapping (`fuzz/`); not part of the API.
+#[doc(hidden)]
+pub fn translate(
     http: &envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest,
 ) -> Result<(OriginalRequest, HeaderMap), Reason> {
     let headers = match &http.header_map {

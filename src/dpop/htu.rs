@@ -72,16 +72,15 @@ fn is_unreserved(b: u8) -> bool {
 fn host_and_port(authority: &str) -> Option<(String, Option<&str>)> {
     let (host, port) = if let Some(literal) = authority.strip_prefix('[') {
         // IP-literal: an IPv6 address; IPvFuture and zone identifiers are not accepted.
+        // Written in its RFC 5952 form, so that every spelling of one address (`[::0]`,
+        // `[0:0::0]`, `[::]`) compares equal, as RFC 3986 normalizers read them.
         let (inside, after) = literal.split_once(']')?;
-        let valid = !inside.is_empty() && inside.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
-        if !valid {
-            return None;
-        }
+        let address: std::net::Ipv6Addr = inside.parse().ok()?;
         let port = match after {
             "" => None,
             _ => Some(after.strip_prefix(':')?),
         };
-        (format!("[{}]", inside.to_ascii_lowercase()), port)
+        (format!("[{address}]"), port)
     } else {
         let (host, port) = match authority.split_once(':') {
             Some((host, port)) => (host, Some(port)),

@@ -124,8 +124,30 @@ fn empty_hosts_and_odd_ports_are_refused() {
         "https://[::1/r",
         "https://[::1]x/r",
         "https://[v1.x]/r",
+        // Not IPv6 addresses (found by fuzz/ htu_differential).
+        "https://[1]/r",
+        "https://[:::]/r",
+        "https://[1.2.3.4]/r",
+        "https://[1:2:3:4:5:6:7:8:9]/r",
+        "https://[fe80::1%25eth0]/r",
     ] {
         assert_eq!(normalize(htu), None, "{htu:?}");
+    }
+}
+
+/// Found by the htu_differential fuzz target: `[::0]` and `[::]` are one address, which
+/// an RFC 3986 normalizer writes one way; so does tollgate, in the RFC 5952 form.
+#[test]
+fn ipv6_literals_are_written_in_their_rfc_5952_form() {
+    let rows = [
+        ("http://[::0]:8080/a/./b", "http://[::]:8080/a/b"),
+        ("https://[0:0:0:0:0:0:0:1]/r", "https://[::1]/r"),
+        ("https://[2001:DB8:0:0:0:0:0:1]/r", "https://[2001:db8::1]/r"),
+        ("https://[::FFFF:192.0.2.1]/r", "https://[::ffff:192.0.2.1]/r"),
+    ];
+    for (htu, normal) in rows {
+        assert_eq!(normalize(htu).as_deref(), Some(normal), "{htu:?}");
+        assert_eq!(normalize(normal).as_deref(), Some(normal), "{normal:?}");
     }
 }
 
