@@ -57,78 +57,13 @@ HOT_LUA=scripts/load/hot.lua
 ROTATE_LUA=scripts/load/rotate.lua
 DPOP_LUA=scripts/load/dpop.lua
 
-# ---------------------------------------------------------------------------------------
-# Process bookkeeping: every background pid goes into PIDS and is killed on exit.
-
-PIDS=()
-WORK=$(mktemp -d)
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-# start LOG CMD...: runs CMD in the background; its pid is left in LAST_PID.
-start() {
-    local log=$1
-    shift
-    "$@" >"$log" 2>&1 &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-}
-
-# forget PID: a process we started has ended; drop it from PIDS.
-forget() {
-    local kept=() p
-    for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || kept+=("$p"); done
-    PIDS=("${kept[@]}")
-}
-
-# stop PID: kills one process we started, waits for it and forgets it.
-stop() {
-    kill "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-    forget "$1"
-}
-
-die() {
-    echo "load.sh: $*" >&2
-    exit 1
-}
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# wait_for PID SECONDS CMD...: until CMD succeeds; fails if PID dies or time runs out.
-wait_for() {
-    local pid=$1 limit=$2 i
-    shift 2
-    for ((i = 0; i < limit * 10; i++)); do
-        "$@" && return 0
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
+# Process bookkeeping (every pid started is killed on exit), waiting, medians and ratios.
+# shellcheck source=scripts/load/lib.sh
+source scripts/load/lib.sh
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 mb() { awk -v kb="$1" 'BEGIN {printf "%.1f", kb / 1024}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "-"; else printf "%.2f\n", a / b}'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
-
-# metric NAME: a counter from tollgate's /metrics (0 when not exported yet).
-metric() {
-    curl -fsS "http://127.0.0.1:$TOLLGATE_PORT/metrics" | awk -v n="$1" '$1 == n {v = $2} END {print v + 0}'
-}
-
-# seconds DURATION: "2s" or "2" as a number of seconds.
-seconds() {
-    [[ $1 =~ ^([0-9]+)s?$ ]] || die "durations are whole seconds (2s), not $1"
-    echo "${BASH_REMATCH[1]}"
-}
 
 # ---------------------------------------------------------------------------------------
 # wrk runs. Each result is the RESULT line of scripts/load/report.lua, kept in R_*.
@@ -257,14 +192,7 @@ workload() {
 # ---------------------------------------------------------------------------------------
 # Preparation.
 
-command -v curl >/dev/null || die "curl is needed"
-if ! command -v wrk >/dev/null; then
-    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-        apt-get install -y wrk >/dev/null || die "could not install wrk"
-    else
-        die "wrk is needed: apt-get install -y wrk"
-    fi
-fi
+need_wrk
 for port in "$BARE_PORT" "$TOLLGATE_PORT"; do
     if port_in_use "$port"; then die "port $port is in use; set BARE_PORT / TOLLGATE_PORT"; fi
 done
@@ -419,11 +347,6 @@ dpop_sum() { # dpop_sum ARRAY: total over every DPoP run, warm-up included
     local label total=0
     for label in "${!R_DPROOFS[@]}"; do total=$((total + ${values[$label]})); done
     echo "$total"
-}
-spread() { # "median (min..max)" of the arguments
-    local sorted
-    sorted=$(printf '%s\n' "$@" | sort -g)
-    echo "$(median "$@") ($(head -n 1 <<<"$sorted")..$(tail -n 1 <<<"$sorted"))"
 }
 
 {

@@ -121,10 +121,10 @@ fn merged_headers(headers: &HashMap<String, String>) -> Result<HeaderMap, Reason
 
 /// `header_map` (`encode_raw_headers`): every header as sent, repeats kept, bytes raw.
 fn raw_headers(headers: &[EnvoyHeader]) -> Result<HeaderMap, Reason> {
-    let value =
-        |h: &EnvoyHeader| if h.raw_value.is_empty() { h.value.as_bytes().to_vec() } else { h.raw_value.clone() };
-    let pairs: Vec<(&str, Vec<u8>)> = headers.iter().map(|h| (h.key.as_str(), value(h))).collect();
-    bounded(pairs.iter().map(|(k, v)| (*k, v.as_slice())))
+    fn value(h: &EnvoyHeader) -> &[u8] {
+        if h.raw_value.is_empty() { h.value.as_bytes() } else { &h.raw_value }
+    }
+    bounded(headers.iter().map(|h| (h.key.as_str(), value(h))))
 }
 
 fn bounded<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> Result<HeaderMap, Reason> {
@@ -174,8 +174,11 @@ fn ok_response(answer: Answer, request_headers: &HeaderMap, metadata: Struct) ->
 /// A header name a backend may read as `X-Auth-*`: CGI, WSGI and PHP fold every
 /// character but letters and digits to `_`.
 fn is_auth_alias(name: &str) -> bool {
-    let folded: String = name.chars().take(7).map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-    folded.eq_ignore_ascii_case("x_auth_")
+    // Character by character, without building the folded prefix: a name shorter than
+    // seven characters never matches.
+    let folded = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' });
+    let mut prefix = "x_auth_".chars();
+    folded.zip(prefix.by_ref()).all(|(c, p)| c.eq_ignore_ascii_case(&p)) && prefix.next().is_none()
 }
 
 /// Refusal: the gRPC code for the HTTP status, and the HTTP answer `/auth` gives.

@@ -541,12 +541,18 @@ pub fn respond(refusal: &Refusal, settings: &ChallengeSettings) -> Answer {
         Status::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Status::GatewayError => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    let mut headers = Vec::new();
+    let mut headers = Vec::with_capacity(3);
     let challenged =
         matches!(class, Status::BadRequest | Status::Unauthorized) || code == Some(ErrorCode::InsufficientScope);
     if challenged {
-        for challenge in challenges(refusal, code, settings) {
-            if let Ok(value) = HeaderValue::from_str(&challenge) {
+        let offered = offered_schemes(refusal, settings);
+        // The error belongs to the scheme the request used, when that scheme is offered.
+        let errored = refusal.scheme.filter(|s| offered.contains(s)).unwrap_or(offered[0]);
+        let others = offered.iter().copied().filter(|s| *s != errored);
+        for scheme in std::iter::once(errored).chain(others) {
+            let error = if scheme == errored { code } else { None };
+            // Built in one `String` whose buffer the `HeaderValue` takes over, no copy.
+            if let Ok(value) = HeaderValue::try_from(challenge(scheme, error, reason, settings)) {
                 headers.push((WWW_AUTHENTICATE, value));
             }
         }
@@ -563,17 +569,25 @@ pub fn respond(refusal: &Refusal, settings: &ChallengeSettings) -> Answer {
         }
         _ => {}
     }
-    let body = match reason {
+    let (error, description) = match reason {
         // The issuer's own code: checked against RFC 6749 §5.2's characters when read.
-        Reason::ExchangeRefused { code } => {
-            serde_json::json!({ "error": "exchange_refused", "error_description": code })
-        }
-        _ => {
-            let error = code.map_or_else(|| fallback_error(class), ErrorCode::as_str);
-            serde_json::json!({ "error": error, "error_description": reason.description() })
-        }
+        Reason::ExchangeRefused { code } => ("exchange_refused", code.as_str()),
+        _ => (code.map_or_else(|| fallback_error(class), ErrorCode::as_str), reason.description()),
     };
-    Answer { status, headers, body: body.to_string() }
+    Answer { status, headers, body: json_body(error, description) }
+}
+
+/// `{"error":"…","error_description":"…"}`, as `serde_json` writes that object (members in
+/// this order, compact, strings escaped by `serde_json`), into one buffer.
+fn json_body(error: &str, description: &str) -> String {
+    let mut body = Vec::with_capacity(40 + error.len() + description.len());
+    body.extend_from_slice(b"{\"error\":");
+    let _ = serde_json::to_writer(&mut body, error);
+    body.extend_from_slice(b",\"error_description\":");
+    let _ = serde_json::to_writer(&mut body, description);
+    body.push(b'}');
+    // serde_json writes UTF-8 only.
+    String::from_utf8(body).unwrap_or_default()
 }
 
 /// The `error` member of the body when RFC 6750 gives no code.
@@ -586,47 +600,43 @@ fn fallback_error(class: Status) -> &'static str {
     }
 }
 
-/// The challenges to send, in order, the first carrying the error code.
-fn challenges(refusal: &Refusal, code: Option<ErrorCode>, settings: &ChallengeSettings) -> Vec<String> {
-    let offered = offered_schemes(refusal, settings);
-    // The error belongs to the scheme the request used, when that scheme is offered.
-    let errored = refusal.scheme.filter(|s| offered.contains(s)).unwrap_or(offered[0]);
-    let mut ordered = vec![errored];
-    ordered.extend(offered.iter().copied().filter(|s| *s != errored));
-    ordered
-        .into_iter()
-        .map(|scheme| {
-            let error = if scheme == errored { code } else { None };
-            challenge(scheme, error, &refusal.reason, settings)
-        })
-        .collect()
-}
-
-fn offered_schemes(refusal: &Refusal, settings: &ChallengeSettings) -> Vec<Scheme> {
+/// The schemes whose challenges a refusal carries, in the configured order.
+fn offered_schemes(refusal: &Refusal, settings: &ChallengeSettings) -> &'static [Scheme] {
     match settings.dpop {
-        DpopMode::Disabled => vec![Scheme::Bearer],
-        DpopMode::Required => vec![Scheme::DPoP],
-        DpopMode::Allowed if refusal.dpop_required => vec![Scheme::DPoP],
-        DpopMode::Allowed => vec![Scheme::Bearer, Scheme::DPoP],
+        DpopMode::Disabled => &[Scheme::Bearer],
+        DpopMode::Required => &[Scheme::DPoP],
+        DpopMode::Allowed if refusal.dpop_required => &[Scheme::DPoP],
+        DpopMode::Allowed => &[Scheme::Bearer, Scheme::DPoP],
     }
 }
 
+/// One challenge: the scheme, then its parameters joined with `, `, written into one buffer.
 fn challenge(scheme: Scheme, code: Option<ErrorCode>, reason: &Reason, settings: &ChallengeSettings) -> String {
-    let mut params: Vec<String> = Vec::new();
+    let mut out = String::with_capacity(96);
+    out.push_str(scheme.as_str());
+    let mut separator = " ";
+    let mut param = |name: &str, value: &str| {
+        out.push_str(separator);
+        out.push_str(name);
+        out.push_str("=\"");
+        out.push_str(value);
+        out.push('"');
+        separator = ", ";
+    };
     if scheme == Scheme::Bearer {
-        params.push(format!("realm=\"{}\"", settings.realm));
+        param("realm", &settings.realm);
     }
     if let Some(code) = code {
-        params.push(format!("error=\"{}\"", code.as_str()));
-        params.push(format!("error_description=\"{}\"", reason.description()));
+        param("error", code.as_str());
+        param("error_description", reason.description());
         if let Reason::InsufficientScope { scope } = reason {
-            params.push(format!("scope=\"{scope}\""));
+            param("scope", scope);
         }
     }
     if scheme == Scheme::DPoP {
-        params.push(format!("algs=\"{}\"", settings.dpop_algs));
+        param("algs", &settings.dpop_algs);
     }
-    format!("{} {}", scheme.as_str(), params.join(", "))
+    out
 }
 
 #[cfg(test)]

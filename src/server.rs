@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use hyper::body::Incoming;
@@ -50,28 +50,32 @@ fn ops_routes() -> Router<Arc<Checker>> {
 async fn auth(
     State(checker): State<Arc<Checker>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
+    // The request's parts are moved, not copied: the `HeaderMap` and `Uri` extractors
+    // would clone the whole header map and the URI on every check.
+    let (parts, _body) = request.into_parts();
     // The query stays: Envoy appends the original request's path and query after `/auth`.
-    let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+    let target = parts.uri.path_and_query().map_or(parts.uri.path(), |pq| pq.as_str());
     let path = target.strip_prefix("/auth").unwrap_or_default().to_string();
-    let request = CheckRequest { peer: peer.ip().to_canonical(), method, path, headers };
+    let request = CheckRequest { peer: peer.ip().to_canonical(), method: parts.method, path, headers: parts.headers };
     into_response(checker.check(&request).await)
 }
 
 fn into_response(answer: Answer) -> Response {
     let json = !answer.body.is_empty();
-    let mut response = Response::new(Body::from(answer.body));
-    *response.status_mut() = answer.status;
-    let headers = response.headers_mut();
+    // An allow has no body: `Body::empty()` costs no allocation, a body from a `String` does.
+    let body = if json { Body::from(answer.body) } else { Body::empty() };
+    let mut headers = HeaderMap::with_capacity(answer.headers.len() + usize::from(json));
     if json {
         headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     }
     for (name, value) in answer.headers {
         headers.append(name, value);
     }
+    let mut response = Response::new(body);
+    *response.status_mut() = answer.status;
+    *response.headers_mut() = headers;
     response
 }
 
