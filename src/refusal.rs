@@ -577,7 +577,7 @@ pub fn respond(refusal: &Refusal, settings: &ChallengeSettings) -> Answer {
     Answer { status, headers, body: json_body(error, description) }
 }
 
-/// `{"error":"…","error_description":"…"}`, as `serde_json` writes that object (members in
+/// `{"error":"…","error_description":"…"}` and a newline, as `serde_json` writes that object (members in
 /// this order, compact, strings escaped by `serde_json`), into one buffer.
 fn json_body(error: &str, description: &str) -> String {
     let mut body = Vec::with_capacity(40 + error.len() + description.len());
@@ -585,7 +585,8 @@ fn json_body(error: &str, description: &str) -> String {
     let _ = serde_json::to_writer(&mut body, error);
     body.extend_from_slice(b",\"error_description\":");
     let _ = serde_json::to_writer(&mut body, description);
-    body.push(b'}');
+    // A newline after the object, as a terminal and `curl` expect of a text body.
+    body.extend_from_slice(b"}\n");
     // serde_json writes UTF-8 only.
     String::from_utf8(body).unwrap_or_default()
 }

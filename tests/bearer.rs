@@ -33,7 +33,7 @@ async fn no_credentials_get_401_with_bare_challenges_bearer_first() {
     let answer = app.get("/r", &[]).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert_eq!(answer.challenges(), vec!["Bearer realm=\"api\"", "DPoP algs=\"ES256\""]);
-    assert_eq!(answer.body, r#"{"error":"unauthorized","error_description":"no access token"}"#);
+    assert_eq!(answer.body, r#"{"error":"unauthorized","error_description":"no access token"}"#.to_string() + "\n");
 }
 
 #[tokio::test]
@@ -538,7 +538,10 @@ async fn default_deny_refuses_unmatched_requests_with_403() {
     let answer = app.get("/other", &[("authorization", &auth)]).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     assert!(answer.challenges().is_empty());
-    assert_eq!(answer.body, r#"{"error":"access_denied","error_description":"no route allows this request"}"#);
+    assert_eq!(
+        answer.body,
+        r#"{"error":"access_denied","error_description":"no route allows this request"}"#.to_string() + "\n"
+    );
 }
 
 #[tokio::test]

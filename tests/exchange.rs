@@ -263,7 +263,7 @@ async fn a_refused_grant_is_403_exchange_refused_without_a_challenge() {
     let answer = get(&app, "/calendar", &app.token().sign()).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     assert!(answer.challenges().is_empty(), "{:?}", answer.headers);
-    assert_eq!(answer.body, r#"{"error":"exchange_refused","error_description":"invalid_grant"}"#);
+    assert_eq!(answer.body, r#"{"error":"exchange_refused","error_description":"invalid_grant"}"#.to_string() + "\n");
     assert_eq!(answer.header("x-auth-downstream-token"), None);
 }
 

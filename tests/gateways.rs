@@ -82,6 +82,8 @@ async fn a_trusted_gateway_without_its_headers_gets_500() {
         assert_eq!(
             answer.body,
             r#"{"error":"server_error","error_description":"gateway did not describe the original request"}"#
+                .to_string()
+                + "\n"
         );
         // Only the other dialects' headers: still a misconfiguration, never a request for /public.
         let mut spoofed: Vec<(&str, &str)> = SPOOFS.to_vec();
@@ -120,6 +122,8 @@ async fn a_gateway_outside_the_trust_list_gets_500_and_is_counted() {
         assert_eq!(
             answer.body,
             r#"{"error":"server_error","error_description":"gateway not trusted to describe the original request"}"#
+                .to_string()
+                + "\n"
         );
         let metrics = app.send(request("GET", "/metrics", &[])).await.body;
         assert!(

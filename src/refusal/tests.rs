@@ -18,7 +18,7 @@ fn missing_credentials_get_bare_challenges_bearer_first() {
     let answer = respond(&Refusal::new(Reason::MissingCredentials), &settings(DpopMode::Allowed));
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert_eq!(challenges(&answer), vec![r#"Bearer realm="api""#, r#"DPoP algs="ES256 PS256""#]);
-    assert_eq!(answer.body, r#"{"error":"unauthorized","error_description":"no access token"}"#);
+    assert_eq!(answer.body, r#"{"error":"unauthorized","error_description":"no access token"}"#.to_string() + "\n");
 }
 
 #[test]
@@ -89,7 +89,10 @@ fn outages_are_503_with_retry_after_and_no_challenge() {
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(challenges(&answer).is_empty());
     assert!(answer.headers.iter().any(|(n, v)| *n == RETRY_AFTER && v == "5"));
-    assert_eq!(answer.body, r#"{"error":"temporarily_unavailable","error_description":"issuer keys not available"}"#);
+    assert_eq!(
+        answer.body,
+        r#"{"error":"temporarily_unavailable","error_description":"issuer keys not available"}"#.to_string() + "\n"
+    );
 }
 
 #[test]
@@ -246,7 +249,7 @@ fn exchange_failures_answer_as_the_contract_says() {
         respond(&Refusal::new(Reason::ExchangeRefused { code: "invalid_grant".into() }), &settings(DpopMode::Allowed));
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert!(challenges(&refused).is_empty());
-    assert_eq!(refused.body, r#"{"error":"exchange_refused","error_description":"invalid_grant"}"#);
+    assert_eq!(refused.body, r#"{"error":"exchange_refused","error_description":"invalid_grant"}"#.to_string() + "\n");
 
     let limited = respond(&Refusal::new(Reason::ExchangeRateLimited { retry_after: 42 }), &settings(DpopMode::Allowed));
     assert_eq!(limited.status, StatusCode::SERVICE_UNAVAILABLE);
