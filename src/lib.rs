@@ -33,6 +33,9 @@
 //!   runs a development issuer (with a token endpoint) and builds proofs for `tollgate dev`
 //!   and `tollgate proof`; [`health`] is the probe behind `tollgate health`.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod allow;
 pub mod clock;
 pub mod config;

@@ -1,5 +1,8 @@
 //! The command line: parse arguments, load the config, start the server. No logic here.
 
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
