@@ -26,8 +26,28 @@
 //! Without `--rate`, it runs itself once per default scenario, so that every figure comes from
 //! a fresh process: 10,000 proofs/s (600,000 in 60 s, under the capacity) and 50,000
 //! proofs/s (full after 20 s).
+//!
+//! `--latency` measures instead what the store's locking costs the DPoP checks running
+//! beside a flood, for the sharded [`MemoryStore`] ("after") and for [`SingleLockStore`], the
+//! store as it was before sharding (one map under one mutex, kept here for the comparison):
+//! one thread floods the store with new keys as fast as it can while another makes a
+//! check's insert every `--check-every-us` µs (after a spin of `--verify-us` µs standing for
+//! the proof's verification), timing each insert, waiting for the lock included. Two phases:
+//!
+//! - growth: an empty store of the default capacity filled to one million entries (its table
+//!   doubles on the way, the last time near a million);
+//! - sweeps: a full store whose entries expire 10,000 per simulated second, flooded at
+//!   10,000 new keys per simulated second for `--sweep-seconds`: every second the full store
+//!   is swept before the flood can go on (one sweep of a million entries per second).
+//!
+//! ```text
+//! cargo run --release --example replay_flood -- --latency
+//! ```
 
+use std::collections::HashMap;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -61,6 +81,18 @@ struct Args {
     window: i64,
     #[arg(long, default_value_t = DEFAULT_CAPACITY)]
     capacity: usize,
+    /// Measure the latency of checks' inserts beside a flood, before and after sharding.
+    #[arg(long)]
+    latency: bool,
+    /// --latency: one check's insert every this many microseconds.
+    #[arg(long, default_value_t = 100)]
+    check_every_us: u64,
+    /// --latency: busy work before each check's insert, standing for the proof's verification.
+    #[arg(long, default_value_t = 20)]
+    verify_us: u64,
+    /// --latency: simulated seconds of the sweep phase (one sweep of the full store each).
+    #[arg(long, default_value_t = 60)]
+    sweep_seconds: i64,
 }
 
 /// `VmRSS` and `VmHWM` of this process, in KiB.
@@ -284,6 +316,10 @@ fn scenario(args: &Args, rate: u64) {
 
 fn main() {
     let args = Args::parse();
+    if args.latency {
+        latency(&args);
+        return;
+    }
     if let Some(rate) = args.rate {
         scenario(&args, rate);
         return;
@@ -296,4 +332,217 @@ fn main() {
             Command::new(&me).args(&passed).arg("--rate").arg(rate.to_string()).status().expect("run scenario");
         assert!(status.success(), "scenario {rate} failed");
     }
+}
+
+// --- Latency of checks beside a flood: the sharded store against the single-lock one ---
+
+/// The two stores compared by `--latency`.
+trait Store: Sync {
+    fn insert(&self, key: [u8; 32], expires_at: i64, now: i64) -> Result<(), Reason>;
+}
+
+impl Store for MemoryStore {
+    fn insert(&self, key: [u8; 32], expires_at: i64, now: i64) -> Result<(), Reason> {
+        MemoryStore::insert(self, key, expires_at, now)
+    }
+}
+
+/// The in-memory replay store as it was before sharding (src/dpop/replay.rs before this
+/// example's `--latency` was added): one map under one mutex, swept whole by the insert that
+/// finds it due or full.
+struct SingleLockStore {
+    capacity: usize,
+    inner: Mutex<SingleInner>,
+}
+
+struct SingleInner {
+    entries: HashMap<[u8; 32], i64>,
+    earliest_expiry: i64,
+    inserts_since_sweep: usize,
+    len_after_sweep: usize,
+}
+
+impl SingleLockStore {
+    fn new(capacity: usize) -> Self {
+        let inner = SingleInner {
+            entries: HashMap::new(),
+            earliest_expiry: i64::MAX,
+            inserts_since_sweep: 0,
+            len_after_sweep: 0,
+        };
+        SingleLockStore { capacity, inner: Mutex::new(inner) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SingleInner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Store for SingleLockStore {
+    fn insert(&self, key: [u8; 32], expires_at: i64, now: i64) -> Result<(), Reason> {
+        let mut inner = self.lock();
+        if let Some(&recorded) = inner.entries.get(&key) {
+            if recorded >= now {
+                return Err(Reason::ProofReplayed);
+            }
+            inner.entries.insert(key, expires_at);
+            inner.earliest_expiry = inner.earliest_expiry.min(expires_at);
+            return Ok(());
+        }
+        inner.inserts_since_sweep += 1;
+        let full = inner.entries.len() >= self.capacity;
+        let due = inner.inserts_since_sweep >= inner.len_after_sweep.max(1024);
+        if (full || due) && inner.earliest_expiry < now {
+            let mut earliest = i64::MAX;
+            inner.entries.retain(|_, &mut expires_at| {
+                let live = expires_at >= now;
+                if live {
+                    earliest = earliest.min(expires_at);
+                }
+                live
+            });
+            inner.earliest_expiry = earliest;
+            inner.inserts_since_sweep = 0;
+            inner.len_after_sweep = inner.entries.len();
+            let wanted = inner.entries.len().max(1024) * 2;
+            if inner.entries.capacity() > wanted * 2 {
+                inner.entries.shrink_to(wanted);
+            }
+        }
+        if inner.entries.len() >= self.capacity {
+            return Err(Reason::ReplayStoreFull);
+        }
+        inner.entries.insert(key, expires_at);
+        inner.earliest_expiry = inner.earliest_expiry.min(expires_at);
+        Ok(())
+    }
+}
+
+fn key_of(tag: u8, n: u64) -> [u8; 32] {
+    // Replay keys are SHA-256 digests: spread the counter over the first bytes.
+    let mut key = [tag; 32];
+    key[..8].copy_from_slice(&n.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
+    key[8..16].copy_from_slice(&n.to_le_bytes());
+    key
+}
+
+/// Latencies of the checks' inserts, and the flood's slowest insert.
+struct Measured {
+    checks: Vec<Duration>,
+    flood_inserts: u64,
+    flood_slowest: Duration,
+    took: Duration,
+}
+
+/// Runs `flood` on one thread while checks insert beside it at the flood's simulated `now`.
+fn beside_flood(
+    args: &Args,
+    store: &dyn Store,
+    now: &AtomicI64,
+    flood: impl FnOnce(&dyn Store) -> (u64, Duration),
+) -> Measured {
+    let done = AtomicBool::new(false);
+    let started = Instant::now();
+    let (checks, (flood_inserts, flood_slowest)) = std::thread::scope(|scope| {
+        let checker = scope.spawn(|| {
+            let mut latencies = Vec::new();
+            let mut n = 0u64;
+            let every = Duration::from_micros(args.check_every_us);
+            let mut next = Instant::now();
+            while !done.load(Ordering::Acquire) {
+                let spin = Instant::now();
+                while spin.elapsed() < Duration::from_micros(args.verify_us) {
+                    std::hint::spin_loop();
+                }
+                let at = now.load(Ordering::Acquire);
+                let one = Instant::now();
+                let _ = store.insert(key_of(0xc4, n), at + args.window, at);
+                latencies.push(one.elapsed());
+                n += 1;
+                next += every;
+                if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                } else {
+                    next = Instant::now();
+                }
+            }
+            latencies
+        });
+        let flooded = flood(store);
+        done.store(true, Ordering::Release);
+        (checker.join().expect("checks thread"), flooded)
+    });
+    Measured { checks, flood_inserts, flood_slowest, took: started.elapsed() }
+}
+
+/// An empty store filled to a million entries as fast as one thread can.
+fn growth_phase(args: &Args, store: &dyn Store) -> Measured {
+    let now = AtomicI64::new(T0);
+    beside_flood(args, store, &now, |store| {
+        let mut slowest = Duration::ZERO;
+        for n in 0..1_000_000u64 {
+            let one = Instant::now();
+            let _ = store.insert(key_of(0xf1, n), T0 + args.window, T0);
+            slowest = slowest.max(one.elapsed());
+        }
+        (1_000_000, slowest)
+    })
+}
+
+/// A full store whose entries expire 10,000 a second, flooded at 10,000 a second.
+fn sweep_phase(args: &Args, store: &dyn Store) -> Measured {
+    let per_second = (args.capacity as u64 / 100).max(1);
+    // Entries expiring over 100 simulated seconds fill the store (not measured).
+    for n in 0..args.capacity as u64 {
+        let _ = store.insert(key_of(0xf2, n), T0 + (n / per_second) as i64, T0);
+    }
+    let now = AtomicI64::new(T0 + 1);
+    beside_flood(args, store, &now, |store| {
+        let mut slowest = Duration::ZERO;
+        let mut n = 0u64;
+        for second in 1..=args.sweep_seconds {
+            now.store(T0 + second, Ordering::Release);
+            for _ in 0..per_second {
+                let one = Instant::now();
+                let _ = store.insert(key_of(0xf3, n), T0 + second + 100, T0 + second);
+                slowest = slowest.max(one.elapsed());
+                n += 1;
+            }
+        }
+        (n, slowest)
+    })
+}
+
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn print_measured(phase: &str, store: &str, mut m: Measured) {
+    m.checks.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "  {phase:<7} {store:<12} checks {:>6}: p50 {:.4} ms  p99 {:.4} ms  p99.9 {:.3} ms  max {:.3} ms | flood {} inserts in {:.2} s, slowest {:.3} ms",
+        m.checks.len(),
+        ms(quantile(&m.checks, 0.5)),
+        ms(quantile(&m.checks, 0.99)),
+        ms(quantile(&m.checks, 0.999)),
+        ms(m.checks.last().copied().unwrap_or_default()),
+        m.flood_inserts,
+        m.took.as_secs_f64(),
+        ms(m.flood_slowest),
+    );
+}
+
+fn latency(args: &Args) {
+    println!(
+        "== checks' inserts beside a flood: one check every {} µs after {} µs of work; capacity {}",
+        args.check_every_us, args.verify_us, args.capacity
+    );
+    print_measured("growth", "single lock", growth_phase(args, &SingleLockStore::new(args.capacity)));
+    print_measured("growth", "sharded", growth_phase(args, &MemoryStore::new(args.capacity)));
+    print_measured("sweeps", "single lock", sweep_phase(args, &SingleLockStore::new(args.capacity)));
+    print_measured("sweeps", "sharded", sweep_phase(args, &MemoryStore::new(args.capacity)));
 }

@@ -3,6 +3,8 @@
 //! processes and temp dirs that clean up after themselves.
 #![allow(dead_code)]
 
+pub mod redis_server;
+
 use std::ffi::OsString;
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -41,6 +43,9 @@ pub enum JwksMode {
     Body(String),
     /// Never answers (until the client gives up).
     Hang,
+    /// 200 with this body, shared rather than copied per request (a 50 MiB body served
+    /// many times costs no memory per request).
+    Shared(axum::body::Bytes),
 }
 
 /// How the mock token endpoint answers.
@@ -93,6 +98,10 @@ struct MockState {
     mode: JwksMode,
     discovery_up: bool,
     cache_control: Option<String>,
+    /// Each JWKS answer waits this long first.
+    jwks_delay: Duration,
+    /// When each JWKS request arrived.
+    jwks_times: Vec<Instant>,
 }
 
 /// A real discovery + JWKS server on 127.0.0.1, with per-instance counters and switches.
@@ -118,6 +127,8 @@ impl MockIssuer {
             mode: JwksMode::Serve,
             discovery_up: true,
             cache_control: None,
+            jwks_delay: Duration::ZERO,
+            jwks_times: Vec::new(),
             token_mode: TokenMode::Issue { expires_in: 3600 },
             token_delay: Duration::ZERO,
             token_calls: Vec::new(),
@@ -148,6 +159,11 @@ impl MockIssuer {
         self.jwks_fetches.load(Ordering::SeqCst)
     }
 
+    /// When each JWKS request this issuer received arrived, in order.
+    pub fn jwks_fetch_times(&self) -> Vec<Instant> {
+        self.state.lock().unwrap().jwks_times.clone()
+    }
+
     pub fn discovery_fetches(&self) -> usize {
         self.discovery_fetches.load(Ordering::SeqCst)
     }
@@ -163,6 +179,12 @@ impl MockIssuer {
     /// Make discovery claim another issuer identifier.
     pub fn set_discovery_issuer(&self, issuer: &str) {
         self.state.lock().unwrap().discovery_issuer = Some(issuer.into());
+    }
+
+    /// Each JWKS answer waits this long first (a slow issuer, or a fetch in flight that
+    /// other requests can overlap).
+    pub fn set_jwks_delay(&self, delay: Duration) {
+        self.state.lock().unwrap().jwks_delay = delay;
     }
 
     pub fn set_cache_control(&self, value: &str) {
@@ -268,10 +290,14 @@ async fn token_endpoint(State((state, _, _)): State<Shared>, headers: HeaderMap,
 
 async fn jwks(State((state, count, _)): State<Shared>) -> Response {
     count.fetch_add(1, Ordering::SeqCst);
-    let (mode, keys, cache_control) = {
-        let s = state.lock().unwrap();
-        (s.mode.clone(), s.keys.clone(), s.cache_control.clone())
+    let (mode, keys, cache_control, delay) = {
+        let mut s = state.lock().unwrap();
+        s.jwks_times.push(Instant::now());
+        (s.mode.clone(), s.keys.clone(), s.cache_control.clone(), s.jwks_delay)
     };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     match mode {
         JwksMode::Serve => {
             let mut response = axum::Json(json!({ "keys": keys })).into_response();
@@ -282,6 +308,7 @@ async fn jwks(State((state, count, _)): State<Shared>) -> Response {
         }
         JwksMode::Fail => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         JwksMode::Body(body) => body.into_response(),
+        JwksMode::Shared(body) => body.into_response(),
         JwksMode::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::GATEWAY_TIMEOUT.into_response()

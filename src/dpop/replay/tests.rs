@@ -413,3 +413,109 @@ fn steady_traffic_keeps_the_store_near_its_live_window() {
     // Live entries plus at most one sweep interval of expired ones, never the whole history.
     assert!(store.len() < 5_000, "len {} after {n} inserts", store.len());
 }
+
+// --- Sharding: the same semantics as one map, with no lock held for a whole-store sweep ---
+
+#[test]
+fn keys_spread_over_every_shard() {
+    let mut counts = [0usize; SHARDS];
+    for n in 0..(SHARDS as u32 * 100) {
+        counts[shard_of(&key(n))] += 1;
+    }
+    let (least, most) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+    assert!(*least > 50 && *most < 200, "uneven shards: {least}..{most}");
+}
+
+#[test]
+fn concurrent_inserts_of_the_same_keys_accept_each_key_exactly_once() {
+    let store = std::sync::Arc::new(MemoryStore::new(1_000_000));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            std::thread::spawn(move || (0..20_000).filter(|&n| store.insert(key(n), NOW + 300, NOW).is_ok()).count())
+        })
+        .collect();
+    let accepted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(accepted, 20_000);
+    assert_eq!(store.len(), 20_000);
+}
+
+#[test]
+fn concurrent_inserts_never_take_the_store_past_its_capacity_nor_evict() {
+    let store = std::sync::Arc::new(MemoryStore::new(1000));
+    let threads: Vec<_> = (0..4u32)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mine = t * 10_000..t * 10_000 + 1000;
+                mine.filter(|&n| store.insert(key(n), NOW + 300, NOW).is_ok()).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let accepted: Vec<u32> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    assert_eq!(accepted.len(), 1000);
+    assert_eq!(store.len(), 1000);
+    assert_eq!(store.insert(key(999_999), NOW + 300, NOW + 1), Err(Reason::ReplayStoreFull));
+    for n in accepted {
+        assert_eq!(store.insert(key(n), NOW + 300, NOW + 1), Err(Reason::ProofReplayed));
+    }
+}
+
+#[test]
+fn after_a_flood_a_trickle_sweeps_the_whole_store_not_shard_by_shard() {
+    let store = MemoryStore::new(1_000_000);
+    for n in 0..100_000 {
+        assert_eq!(store.insert(key(n), NOW + 330, NOW), Ok(()));
+    }
+    // Everything has expired; a handful of inserts later the whole store is back near 0.
+    for n in 100_000..100_010 {
+        assert_eq!(store.insert(key(n), NOW + 1000, NOW + 400), Ok(()));
+    }
+    assert!(store.len() <= 10, "len {}", store.len());
+}
+
+#[test]
+fn the_replay_store_enum_reports_and_sweeps_its_memory_store() {
+    let store = ReplayStore::Memory(MemoryStore::new(10));
+    assert_eq!(block_on(store.insert(key(1), NOW, NOW)), Ok(()));
+    assert_eq!(store.entries(), Some(1));
+    store.sweep(NOW + 1);
+    assert_eq!(store.entries(), Some(0));
+    assert_eq!(ReplayStore::for_config("redis://127.0.0.1:1/0", 10).entries(), None);
+}
+
+#[test]
+fn a_full_store_frees_room_in_other_shards_before_it_refuses() {
+    // Expired entries spread over every shard; a new key finds room whichever its shard.
+    let store = MemoryStore::new(SHARDS * 4);
+    for n in 0..(SHARDS * 4) as u32 {
+        assert_eq!(store.insert(key(n), NOW + 1, NOW), Ok(()));
+    }
+    assert_eq!(store.insert(key(100_000), NOW + 300, NOW + 1), Err(Reason::ReplayStoreFull));
+    for n in 100_000..100_000 + SHARDS as u32 * 2 {
+        assert_eq!(store.insert(key(n), NOW + 300, NOW + 2), Ok(()), "key {n}");
+    }
+    // Only what was needed was swept; a full sweep drops the rest.
+    store.sweep(NOW + 2);
+    assert_eq!(store.len(), SHARDS * 2);
+}
+
+#[test]
+fn a_sweep_holds_one_shard_lock_at_a_time() {
+    // While a sweep of a large store runs, an insert into another shard is not blocked for
+    // the whole sweep: here it is simply correct meanwhile (the timing is in
+    // examples/replay_flood.rs --latency).
+    let store = std::sync::Arc::new(MemoryStore::new(1_000_000));
+    for n in 0..200_000 {
+        assert_eq!(store.insert(key(n), NOW + 1, NOW), Ok(()));
+    }
+    let sweeper = {
+        let store = store.clone();
+        std::thread::spawn(move || store.sweep(NOW + 2))
+    };
+    for n in 200_000..201_000 {
+        assert_eq!(store.insert(key(n), NOW + 300, NOW + 2), Ok(()));
+    }
+    sweeper.join().unwrap();
+    assert_eq!(store.len(), 1000);
+}
