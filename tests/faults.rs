@@ -714,13 +714,10 @@ async fn burst(rig: &Rig, key: &SigningKey, count: usize) -> Vec<Option<StatusCo
 /// tokens rarely come one at a time: 20 at once. Pass (S4's "0 failed valid requests"):
 /// all 20 accepted, with one fetch.
 ///
-/// Ignored: it fails today. Only the first of them triggers the refetch; the others, arriving
-/// while it is in flight (the issuer takes 200 ms here), find the unknown-`kid` cooldown running (`Issuer::refetch_for_unknown_kid` answers `false`
-/// at once inside it, `decision.rs` then refuses with `invalid_token`) instead of waiting
-/// for the fetch in flight: 19 of 20 refused with 401 in our runs. Remove the `ignore`
-/// once callers inside the cooldown wait for a fetch in flight.
+/// Found failing by this test: only the first of them triggered the refetch, and the
+/// others, arriving while it was in flight, were refused inside the unknown-`kid` cooldown
+/// (19 of 20). `Issuer::refetch_for_unknown_kid` now waits for a fetch in flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: concurrent first tokens of a new key are refused during the refetch (see the doc)"]
 async fn s4_the_first_tokens_of_a_new_key_arriving_together_all_pass() {
     let timings = Timings { default_refresh: secs(3600.0), ..fast_timings() };
     let rig = Rig::start(RigOptions { timings, ..RigOptions::default() }).await;

@@ -171,18 +171,34 @@ impl Issuer {
         }
     }
 
-    /// On an unknown `kid`: refetch unless one was done within the cooldown. Returns
-    /// whether the keys were fetched again (successfully or not).
+    /// On an unknown `kid`: refetch unless one was started within the cooldown, in which
+    /// case wait for it if it is still in flight. Returns whether the keys may have changed
+    /// since the caller looked, so that it verifies once more.
     pub async fn refetch_for_unknown_kid(&self) -> bool {
-        {
+        let in_cooldown = {
             let Ok(mut last) = self.last_unknown_kid_refetch.lock() else { return false };
             let now = Instant::now();
-            if last.is_some_and(|t| now.duration_since(t) < self.timings.unknown_kid_cooldown) {
-                return false;
+            let cooling = last.is_some_and(|t| now.duration_since(t) < self.timings.unknown_kid_cooldown);
+            if !cooling {
+                *last = Some(now);
             }
-            *last = Some(now);
+            cooling
+        };
+        if in_cooldown {
+            return self.wait_for_fetch_in_flight().await;
         }
         self.refresh().await.is_ok()
+    }
+
+    /// Inside the cooldown no new fetch starts, but a fetch already in flight (the one the
+    /// first token of a new key started) may bring the key: wait for it, and say whether
+    /// there was one, so its callers verify again with the keys it installed.
+    async fn wait_for_fetch_in_flight(&self) -> bool {
+        if self.fetch.try_lock().is_ok() {
+            return false;
+        }
+        let state = self.fetch.lock().await;
+        matches!(state.last, Ok(_))
     }
 
     /// Fetches discovery (when needed) and the JWKS, and installs the keys. Concurrent
