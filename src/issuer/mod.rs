@@ -198,7 +198,7 @@ impl Issuer {
             return false;
         }
         let state = self.fetch.lock().await;
-        matches!(state.last, Ok(_))
+        state.last.is_ok()
     }
 
     /// Fetches discovery (when needed) and the JWKS, and installs the keys. Concurrent
