@@ -443,41 +443,11 @@ fn query_values(uri: &str, name: &str) -> Vec<String> {
         return Vec::new();
     };
     query
-        .split(['&', ';'])
-        .filter_map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (form_decode(key) == name).then(|| form_decode(value))
-        })
+        .split(';')
+        .flat_map(|part| url::form_urlencoded::parse(part.as_bytes()))
+        .filter(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
         .collect()
-}
-
-/// `application/x-www-form-urlencoded` decoding; a malformed escape stays as written.
-fn form_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match (bytes[i], escaped) {
-            (_, Some(value)) => {
-                out.push(value);
-                i += 3;
-            }
-            (b'+', None) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, None) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `X-Forwarded-Prefix` in front of the path; it must itself be a plain absolute path.

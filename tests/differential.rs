@@ -354,43 +354,15 @@ fn routed_host(host: &str) -> String {
 }
 
 /// Every value of the query parameter `name` in `uri`: `&` and `;` separate parameters,
-/// names and values are form-decoded (`%XX`, `+` as space).
+/// names and values are form-decoded (`%XX`, `+` as space) by the `url` crate's parser.
 fn query_values(uri: &str, name: &str) -> Vec<String> {
     let Some((_, query)) = uri.split('#').next().unwrap_or_default().split_once('?') else { return Vec::new() };
     query
-        .split(['&', ';'])
-        .filter_map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (form_decode(key) == name).then(|| form_decode(value))
-        })
+        .split(';')
+        .flat_map(|part| url::form_urlencoded::parse(part.as_bytes()))
+        .filter(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
         .collect()
-}
-
-fn form_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
-        match (bytes[i], escaped) {
-            (_, Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (b'+', None) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (byte, None) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The path with each possible format suffix of its last segment removed (as
