@@ -315,7 +315,7 @@ impl Checker {
         credentials::admit(&credentials, mode)?;
         let scheme = credentials.scheme();
         let refuse = |reason: Reason| Refusal::new(reason).with_scheme(Some(scheme));
-        let token = self.verified_token(credentials.token()).await.map_err(refuse)?;
+        let (token_key, token) = self.verified_token(credentials.token()).await.map_err(refuse)?;
         let proof = match credentials {
             // RFC 9449 §7.2: a bound token must never work as a bearer token.
             Credentials::Bearer { .. } if token.jkt().is_some() => return Err(refuse(Reason::BoundTokenAsBearer)),
@@ -331,7 +331,8 @@ impl Checker {
             Some(proof) => self.use_proof(&proof).await.map_err(refuse)?,
             None => None,
         };
-        let downstream = self.downstream_tokens(routes, credentials.token(), &token).await.map_err(refuse)?;
+        let downstream =
+            self.downstream_tokens(routes, credentials.token(), &token_key, &token).await.map_err(refuse)?;
         // The token verified (or was cached under its hash), so its payload segment is the
         // verified JSON: the cache need not keep a copy.
         let claims_b64 = credentials.token().split('.').nth(1).unwrap_or_default().to_string();
@@ -344,6 +345,7 @@ impl Checker {
         &self,
         routes: &[&Route],
         raw: &str,
+        token_key: &token_cache::Key,
         token: &VerifiedToken,
     ) -> Result<Vec<(HeaderName, HeaderValue)>, Reason> {
         let mut headers = Vec::new();
@@ -351,7 +353,7 @@ impl Checker {
             let Some(exchange) = &route.exchange else { continue };
             let exchanger = self.exchanger.as_ref().ok_or(Reason::ExchangeUnavailable)?;
             let index = self.policy.index_of(route);
-            let value = exchanger.token(index, exchange, raw, token.expires_at()).await?;
+            let value = exchanger.token(index, exchange, raw, token_key, token.expires_at()).await?;
             headers.push((exchange.header.clone(), value));
         }
         Ok(headers)
@@ -399,7 +401,8 @@ impl Checker {
 
     /// The verified token, from the cache or by verifying it with the keys of the issuer
     /// its `iss` names (with one rate-limited refetch of those keys on an unknown `kid`).
-    async fn verified_token(&self, raw: &str) -> Result<Arc<VerifiedToken>, Reason> {
+    /// Returns the token's cache key too: the exchange cache is keyed by it.
+    async fn verified_token(&self, raw: &str) -> Result<(token_cache::Key, Arc<VerifiedToken>), Reason> {
         if raw.len() > token::MAX_TOKEN_LEN {
             return Err(Reason::TokenTooLarge);
         }
@@ -409,7 +412,7 @@ impl Checker {
             let leeway = self.issuers[hit.issuer_index()].config().leeway;
             if now < hit.expires_at().saturating_add(leeway) {
                 self.metrics.token_cache_hits.inc();
-                return Ok(hit);
+                return Ok((key, hit));
             }
         }
         self.metrics.token_cache_misses.inc();
@@ -425,7 +428,7 @@ impl Checker {
         }?;
         let verified = Arc::new(verified.from_issuer(index));
         self.cache.insert(key, verified.clone());
-        Ok(verified)
+        Ok((key, verified))
     }
 
     /// Which configured issuer a token names in `iss`, decided before any key lookup: a

@@ -117,16 +117,17 @@ impl Exchanger {
     }
 
     /// The downstream token for `exchange` (the `route`-th route's) of the verified access
-    /// token `subject`, which expires at `subject_exp`: from the cache, or one call that
-    /// concurrent checks of the same key share.
+    /// token `subject` (whose token-cache key is `subject_key`), which expires at
+    /// `subject_exp`: from the cache, or one call that concurrent checks of the same key share.
     pub async fn token(
         &self,
         route: usize,
         exchange: &Exchange,
         subject: &str,
+        subject_key: &token_cache::Key,
         subject_exp: i64,
     ) -> Result<HeaderValue, Reason> {
-        let key = (token_cache::key(subject), route);
+        let key = (*subject_key, route);
         let now = self.clock.now();
         match self.cache.get(&key) {
             Some(entry) if entry.until > now => return self.hit(entry),
