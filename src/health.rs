@@ -1,5 +1,5 @@
 //! `tollgate health`: one `GET /healthz` (or `/readyz`) of a running tollgate, for the
-//! health checks of images that have no shell or `curl` (the distroless image runs
+//! health checks of images that have no shell or `curl` (the scratch image runs
 //! `tollgate health --config …` as its `HEALTHCHECK`).
 //!
 //! It asks the address the config serves the ops endpoints on: `ops_listen` when set, else
