@@ -51,12 +51,13 @@ use tokio::runtime::Runtime;
 use tollgate::clock::{Clock, SystemClock};
 use tollgate::config::Config;
 use tollgate::decision::Checker;
-use tollgate::dev::{self, DevIssuer, SigningKey};
+use tollgate::dev::{self, DevIssuer};
 use tollgate::dpop::proof::{self, Expected, ProofSettings};
 use tollgate::dpop::replay::MemoryStore;
 use tollgate::gateway::{self, CheckRequest};
 use tollgate::issuer::{KeySet, Timings};
 use tollgate::refusal::Reason;
+use tollgate::signing::SigningKey;
 use tower::ServiceExt as _;
 
 const AUDIENCE: &str = "https://api.example.com";
@@ -93,7 +94,8 @@ fn checker(runtime: &Runtime, issuer: &str, extra: &str) -> Arc<Checker> {
     let toml =
         format!("[issuer]\nurl = \"{issuer}\"\naudience = \"{AUDIENCE}\"\n[proxy]\ngateway = \"envoy\"\n{extra}\n");
     let config = Config::load(&toml, &HashMap::new()).unwrap_or_else(|e| panic!("bench config: {e}"));
-    let checker = Checker::from_config(config, Timings::default(), Arc::new(SystemClock) as Arc<dyn Clock>);
+    let checker =
+        Checker::from_config(config, Timings::default(), Arc::new(SystemClock) as Arc<dyn Clock>).expect("checker");
     runtime.block_on(checker.issuer().refresh()).expect("initial key fetch");
     checker
 }

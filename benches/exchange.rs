@@ -61,7 +61,8 @@ fn main() {
         issuer.issuer()
     );
     let config = Config::load(&toml, &HashMap::new()).unwrap_or_else(|e| panic!("bench config: {e}"));
-    let checker = Checker::from_config(config, Timings::default(), Arc::new(SystemClock) as Arc<dyn Clock>);
+    let checker =
+        Checker::from_config(config, Timings::default(), Arc::new(SystemClock) as Arc<dyn Clock>).expect("checker");
     runtime.block_on(checker.issuer().refresh()).expect("initial key fetch");
     let now = SystemClock.now();
     let token = issuer.mint(AUDIENCE, "bench-user", "read", None, now, 3600).expect("token");

@@ -34,7 +34,8 @@ use std::time::Instant;
 
 use clap::Parser;
 use tollgate::clock::{Clock, SystemClock};
-use tollgate::dev::{self, DevIssuer, SigningKey};
+use tollgate::dev::{self, DevIssuer};
+use tollgate::signing::SigningKey;
 
 #[derive(Parser)]
 #[command(about = "Development issuer that mints many distinct tokens for load runs")]

@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::policy::{HostPattern, PathMatch, Route};
 use crate::refusal::{ChallengeSettings, DpopMode};
 
 /// Access-token algorithms tollgate can verify. HMAC and `none` are absent on purpose:
@@ -105,11 +104,13 @@ pub struct Config {
     pub headers: Vec<ClaimHeader>,
     pub log: LogConfig,
     pub cache: CacheConfig,
+    /// `[shutdown]`: how SIGTERM drains (CONTRACT "Shutdown"); read at start only.
+    pub shutdown: ShutdownConfig,
     /// `[client]`: tollgate's own client at the issuer, for routes with an `exchange`.
     pub client: Option<ClientConfig>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuerConfig {
     /// The exact issuer identifier; a token's `iss` must equal it.
     pub issuer: String,
@@ -144,8 +145,9 @@ pub struct DpopConfig {
     pub replay_store: String,
     /// Most live proofs the in-memory replay store holds before it answers 503.
     pub replay_capacity: usize,
-    pub nonce: bool,
-    pub nonce_secret: Option<String>,
+    /// With `dpop.nonce = true`: the `dpop.nonce_secret` nonces are minted under (32+
+    /// characters, validated); `None` when nonces are off.
+    pub nonce: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -173,6 +175,14 @@ pub struct LogConfig {
 pub struct CacheConfig {
     /// Most verified tokens kept; 0 turns the cache off.
     pub max_tokens: usize,
+}
+
+/// `[shutdown]`: on SIGTERM `/readyz` answers 503 for `drain_delay` while checks go on,
+/// then the listeners close and open connections get `drain_timeout` to finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownConfig {
+    pub drain_delay: std::time::Duration,
+    pub drain_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -271,7 +281,7 @@ pub fn describe(config: &Config) -> String {
         "replay_store",
         format!("{} (at most {} proofs in memory)", without_password(&d.replay_store), d.replay_capacity),
     );
-    line("nonce", if d.nonce { "required (server nonces, RFC 9449 §9)".into() } else { "off".into() });
+    line("nonce", if d.nonce.is_some() { "required (server nonces, RFC 9449 §9)".into() } else { "off".into() });
     let gateway = match config.proxy.gateway {
         Gateway::Nginx => "nginx",
         Gateway::IngressNginx => "ingress-nginx",
@@ -292,6 +302,16 @@ pub fn describe(config: &Config) -> String {
     line("realm", config.errors.realm.clone());
     let cache = config.cache.max_tokens;
     line("cache", if cache == 0 { "off".into() } else { format!("{cache} verified tokens") });
+    let s = &config.shutdown;
+    line(
+        "shutdown",
+        format!(
+            "drain_delay {} s, drain_timeout {} s (exit within {} s of SIGTERM)",
+            s.drain_delay.as_secs(),
+            s.drain_timeout.as_secs(),
+            (s.drain_delay + s.drain_timeout).as_secs()
+        ),
+    );
     let format = match config.log.format {
         LogFormat::Text => "text",
         LogFormat::Json => "json",
@@ -309,7 +329,7 @@ pub fn describe(config: &Config) -> String {
         line("header", format!("{} <- claim {}", h.name, h.claim));
     }
     for (n, r) in config.routes.iter().enumerate() {
-        line(&format!("route {}", n + 1), crate::policy::describe(r));
+        line(&format!("route {}", n + 1), describe_route(r));
     }
     out
 }
@@ -505,6 +525,8 @@ const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("log.format", EnvKind::Str),
     ("log.level", EnvKind::Str),
     ("cache.max_tokens", EnvKind::Int),
+    ("shutdown.drain_delay", EnvKind::Int),
+    ("shutdown.drain_timeout", EnvKind::Int),
 ];
 
 /// Overlays `TOLLGATE_*`, `AUTH0_DOMAIN` and `AUTH0_AUDIENCE` onto the file's table.
@@ -598,6 +620,8 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     cache: RawCache,
+    #[serde(default)]
+    shutdown: RawShutdown,
     client: Option<exchange::RawClient>,
 }
 
@@ -653,7 +677,7 @@ impl Default for RawDpop {
             iat_leeway: 30,
             iat_offset: 300,
             replay_store: "memory".into(),
-            replay_capacity: crate::dpop::replay::DEFAULT_CAPACITY,
+            replay_capacity: DEFAULT_REPLAY_CAPACITY,
             nonce: false,
             nonce_secret: None,
         }
@@ -747,6 +771,57 @@ impl Default for RawCache {
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawShutdown {
+    drain_delay: i64,
+    drain_timeout: i64,
+}
+
+impl Default for RawShutdown {
+    fn default() -> Self {
+        // 5 s: about what a Kubernetes endpoint removal takes to reach kube-proxy and
+        // ingress controllers, so no new request is sent to a closed listener.
+        RawShutdown { drain_delay: 5, drain_timeout: 10 }
+    }
+}
+
+/// Most seconds either shutdown wait may last: an hour is already longer than any
+/// orchestrator waits before it kills the process.
+const MAX_DRAIN_SECONDS: i64 = 3600;
+
+impl RawShutdown {
+    fn validate(self, p: &mut Problems) -> ShutdownConfig {
+        let mut seconds = |key: &str, value: i64| {
+            if (0..=MAX_DRAIN_SECONDS).contains(&value) {
+                std::time::Duration::from_secs(value.unsigned_abs())
+            } else {
+                p.add(key, format!("seconds from 0 to {MAX_DRAIN_SECONDS}, not {value}"));
+                std::time::Duration::ZERO
+            }
+        };
+        let drain_delay = seconds("shutdown.drain_delay", self.drain_delay);
+        let drain_timeout = seconds("shutdown.drain_timeout", self.drain_timeout);
+        ShutdownConfig { drain_delay, drain_timeout }
+    }
+}
+
+/// Default `dpop.replay_capacity`: one million live proofs. A bucket of the in-memory
+/// store is a 32-byte key, an 8-byte expiry and one control byte, 41 B; hashbrown keeps its
+/// power-of-two bucket count between 7/16 and 7/8 full, so a live entry costs 47–94 B,
+/// and a full store takes 2^21 buckets, about 86 MB.
+pub const DEFAULT_REPLAY_CAPACITY: usize = 1_000_000;
+
+/// `dpop.replay_store` as a Redis client, or why this build cannot use it (not a
+/// `redis://` or `rediss://` URL, `rediss://` without TLS support, a database that is not
+/// a number). Validation and the replay store read it the same way.
+pub fn redis_client(url: &str) -> Result<redis::Client, String> {
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        return Err("not a redis:// or rediss:// URL".into());
+    }
+    redis::Client::open(url).map_err(|e| e.to_string())
+}
+
 /// Collects problems while validating.
 #[derive(Default)]
 struct Problems(Vec<Problem>);
@@ -787,6 +862,7 @@ impl RawConfig {
             p.add("log.level", format!("not a log filter: {e}"));
         }
         let cache = CacheConfig { max_tokens: self.cache.max_tokens };
+        let shutdown = self.shutdown.validate(&mut p);
         if p.0.is_empty() {
             Ok(Config {
                 listen,
@@ -802,6 +878,7 @@ impl RawConfig {
                 headers,
                 log,
                 cache,
+                shutdown,
                 client,
             })
         } else {
@@ -983,7 +1060,7 @@ impl RawDpop {
             p.add("dpop.iat_offset", "must be between 1 and 3600 seconds");
         }
         if self.replay_store != "memory"
-            && let Err(why) = crate::dpop::replay::check_redis_url(&self.replay_store)
+            && let Err(why) = redis_client(&self.replay_store)
         {
             p.add("dpop.replay_store", format!("must be \"memory\" or a redis://HOST:PORT/DB URL ({why})"));
         }
@@ -1000,8 +1077,7 @@ impl RawDpop {
             iat_offset: self.iat_offset,
             replay_store: self.replay_store,
             replay_capacity: self.replay_capacity,
-            nonce: self.nonce,
-            nonce_secret: self.nonce_secret,
+            nonce: self.nonce_secret.filter(|_| self.nonce).map(Secret::new),
         }
     }
 }
@@ -1041,7 +1117,7 @@ impl RawProxy {
             .public_origins
             .iter()
             .filter_map(|origin| {
-                let parsed = crate::gateway::parse_origin(origin);
+                let parsed = crate::uri::parse_origin(origin);
                 if parsed.is_none() {
                     p.add("proxy.public_origins", format!("not an origin such as https://api.example.com: {origin:?}"));
                 }
@@ -1222,15 +1298,17 @@ fn claim_headers(table: BTreeMap<String, String>, p: &mut Problems) -> Vec<Claim
 fn checked_path(path: String, key: &str, p: &mut Problems, make: fn(String) -> PathMatch) -> PathMatch {
     if !path.starts_with('/') {
         p.add(key, format!("must start with '/': {path:?}"));
-    } else if crate::gateway::normalize_path(&path).as_deref() != Ok(path.as_str()) {
+    } else if crate::uri::normalize_path(&path).as_deref() != Ok(path.as_str()) {
         p.add(key, format!("must be a normalized path (no dot segments, '//' or escapes): {path:?}"));
     }
     make(path)
 }
 
 mod exchange;
+mod route;
 
 pub use exchange::{ClientAuth, ClientConfig, Exchange, Grant, Secret, signing_key as exchange_signing_key};
+pub use route::{HostPattern, PathMatch, Route, describe as describe_route};
 
 #[cfg(test)]
 mod tests;

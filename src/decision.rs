@@ -16,107 +16,94 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::allow::Allow;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::config::Route;
 use crate::credentials::{self, Credentials};
+use crate::dpop::check::ProofCheck;
 use crate::dpop::nonce::Nonces;
-use crate::dpop::proof::{self, Expected, ProofSettings};
+use crate::dpop::proof::ProofSettings;
 use crate::dpop::replay::ReplayStore;
 use crate::exchange::Exchanger;
 use crate::gateway::{self, CheckRequest, OriginalRequest};
 use crate::issuer::Issuer;
+pub use crate::metrics::Door;
 use crate::metrics::Metrics;
-use crate::policy::{self, Policy, Requirement, Route};
+use crate::policy::{self, Policy, Requirement};
 use crate::refusal::{self, Answer, ChallengeSettings, DpopMode, Reason, Refusal};
 use crate::token::{self, VerifiedToken};
 use crate::token_cache::{self, TokenCache};
-
-/// The front door a check came through: `/auth` over HTTP, or Envoy's gRPC `Check`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Door {
-    Http,
-    Grpc,
-}
-
-impl Door {
-    /// The `door` label of `tollgate_checks_total`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Door::Http => "http",
-            Door::Grpc => "grpc",
-        }
-    }
-}
+use crate::verifier::Verifier;
 
 /// Everything a check needs, shared by all requests.
 pub struct Checker {
     config: Config,
     policy: Policy,
     challenge: ChallengeSettings,
-    proof: ProofSettings,
-    replay: ReplayStore,
-    /// Top-level claims that routes and `[headers]` read, kept in each verified token.
-    keep: Vec<String>,
-    /// With `dpop.nonce`: mints and checks server nonces.
-    nonces: Option<Nonces>,
-    /// With `[client]`: obtains the downstream tokens of routes with an `exchange`.
-    exchanger: Option<Exchanger>,
-    /// One per configured issuer, in the config's order; the token's `iss` picks one.
-    issuers: Vec<Arc<Issuer>>,
-    /// The largest `leeway` of any issuer: how long the cache may keep a token.
-    max_leeway: i64,
-    cache: Arc<TokenCache>,
-    metrics: Arc<Metrics>,
+    dpop: ProofCheck,
+    tokens: Verifier,
+    state: State,
     clock: Arc<dyn Clock>,
 }
 
+/// What a checker holds beyond its settings: keys, caches, the replay store. A reload
+/// ([`crate::reload`]) builds a new checker that keeps each part whose settings did not
+/// change.
+#[derive(Clone)]
+pub struct State {
+    /// One per configured issuer, in the config's order; the token's `iss` picks one.
+    pub issuers: Vec<Arc<Issuer>>,
+    /// Verified tokens, each tagged with the index of its issuer in `issuers`.
+    pub cache: Arc<TokenCache>,
+    pub replay: Arc<ReplayStore>,
+    /// With `dpop.nonce`: mints and checks server nonces.
+    pub nonces: Option<Arc<Nonces>>,
+    /// With `[client]`: obtains the downstream tokens of routes with an `exchange`.
+    pub exchanger: Option<Arc<Exchanger>>,
+    pub metrics: Arc<Metrics>,
+}
+
 impl Checker {
-    pub fn new(
-        config: Config,
-        issuers: Vec<Arc<Issuer>>,
-        cache: Arc<TokenCache>,
-        metrics: Arc<Metrics>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    /// A checker for `config` over `state`, which must have been made for it
+    /// ([`State::fresh`], or [`crate::reload`] keeping parts of an older one).
+    pub fn new(config: Config, state: State, clock: Arc<dyn Clock>) -> Self {
         Checker {
             policy: Policy::new(config.routes.clone(), config.default, config.path_matching),
             challenge: config.challenge_settings(),
-            proof: ProofSettings {
-                algorithms: config.dpop.algorithms.clone(),
-                iat_leeway: config.dpop.iat_leeway,
-                iat_offset: config.dpop.iat_offset,
+            dpop: ProofCheck {
+                settings: ProofSettings {
+                    algorithms: config.dpop.algorithms.clone(),
+                    iat_leeway: config.dpop.iat_leeway,
+                    iat_offset: config.dpop.iat_offset,
+                },
+                public_origins: config.proxy.public_origins.clone(),
+                nonces: state.nonces.clone(),
+                replay: state.replay.clone(),
             },
-            replay: ReplayStore::for_config(&config.dpop.replay_store, config.dpop.replay_capacity),
-            keep: token::claims_to_keep(
-                policy::claims_read(&config.routes)
-                    .iter()
-                    .map(String::as_str)
-                    .chain(config.headers.iter().map(|h| h.claim.as_str())),
-            ),
-            nonces: config.dpop.nonce.then(|| Nonces::new(config.dpop.nonce_secret.as_deref().unwrap_or_default())),
-            // `[client]` is tollgate's client at the first issuer.
-            exchanger: config.client.as_ref().zip(issuers.first()).and_then(|(client, issuer)| {
-                Exchanger::new(client, issuer.clone(), metrics.clone(), clock.clone())
-                    .inspect_err(|e| tracing::error!(error = %e, "client key unusable: exchanges will answer 503"))
-                    .ok()
-            }),
-            max_leeway: config.issuers.iter().map(|i| i.leeway).max().unwrap_or_default(),
+            tokens: Verifier {
+                issuers: state.issuers.clone(),
+                cache: state.cache.clone(),
+                keep: claims_to_keep(&config),
+                max_leeway: config.issuers.iter().map(|i| i.leeway).max().unwrap_or_default(),
+                metrics: state.metrics.clone(),
+            },
             config,
-            issuers,
-            cache,
-            metrics,
+            state,
             clock,
         }
     }
 
     /// A checker with fresh state for `config`; call [`Issuer::run`] to load the keys.
-    pub fn from_config(config: Config, timings: crate::issuer::Timings, clock: Arc<dyn Clock>) -> Arc<Self> {
-        let metrics = Arc::new(Metrics::new());
-        let cache = Arc::new(TokenCache::new(config.cache.max_tokens));
-        let issuers = config
-            .issuers
-            .iter()
-            .map(|issuer| Arc::new(Issuer::new(issuer.clone(), timings.clone(), cache.clone(), metrics.clone())))
-            .collect();
-        Arc::new(Checker::new(config, issuers, cache, metrics, clock))
+    pub fn from_config(
+        config: Config,
+        timings: crate::issuer::Timings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, StartError> {
+        let state = State::fresh(&config, timings, Arc::new(Metrics::new()), &clock)?;
+        Ok(Arc::new(Checker::new(config, state, clock)))
+    }
+
+    /// The state this checker holds, for a reload to keep what it can.
+    pub fn state(&self) -> &State {
+        &self.state
     }
 
     pub fn config(&self) -> &Config {
@@ -125,39 +112,46 @@ impl Checker {
 
     /// The first configured issuer (the only one with `[issuer]`).
     pub fn issuer(&self) -> &Arc<Issuer> {
-        &self.issuers[0]
+        &self.state.issuers[0]
     }
 
     /// Every configured issuer, in the config's order.
     pub fn issuers(&self) -> &[Arc<Issuer>] {
-        &self.issuers
+        &self.state.issuers
     }
 
     /// The Prometheus text, with the key sets' ages as of now.
     pub fn render_metrics(&self) -> String {
-        for issuer in &self.issuers {
+        for issuer in &self.state.issuers {
             if let Some(age) = issuer.keys_age() {
                 let label = [issuer.config().issuer.as_str()];
-                self.metrics.issuer_keys_age.with_label_values(&label).set(age.as_secs_f64());
+                self.state.metrics.issuer_keys_age.with_label_values(&label).set(age.as_secs_f64());
             }
         }
-        self.metrics.render()
+        // The stores' sizes as of now too (`tollgate_replay_store_entries`, `tollgate_token_cache_entries`).
+        self.state.metrics.set_sizes(self.state.replay.entries(), self.state.cache.len());
+        self.state.metrics.render()
     }
 
     /// Ready once every issuer has keys (they are kept through later fetch failures); the
     /// error names the issuers still without.
     pub fn ready(&self) -> Result<(), String> {
         let waiting: Vec<&str> =
-            self.issuers.iter().filter(|i| i.keys().is_none()).map(|i| i.config().issuer.as_str()).collect();
+            self.state.issuers.iter().filter(|i| i.keys().is_none()).map(|i| i.config().issuer.as_str()).collect();
         if waiting.is_empty() { Ok(()) } else { Err(waiting.join(", ")) }
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
+        &self.state.metrics
+    }
+
+    /// Drops the cached tokens expired by now (with the largest leeway of any issuer).
+    pub fn sweep_token_cache(&self) {
+        self.tokens.cache.sweep(self.clock.now(), self.tokens.max_leeway);
     }
 
     pub fn cache(&self) -> &Arc<TokenCache> {
-        &self.cache
+        &self.state.cache
     }
 
     /// The HTTP front door: rebuilds the original request from the gateway's dialect,
@@ -184,13 +178,13 @@ impl Checker {
             Ok(original) => self.decide_original(original, headers).await,
             Err(reason) => Err(reason.clone().into()),
         };
-        self.metrics.check_duration.observe(started.elapsed().as_secs_f64());
+        self.state.metrics.check_duration.observe(started.elapsed().as_secs_f64());
         match &decision {
-            Ok(_) => self.metrics.allowed(door).inc(),
+            Ok(_) => self.state.metrics.allowed(door).inc(),
             Err(refusal) => {
                 let reason = refusal.reason();
                 let outcome = if reason.is_outage() { "error" } else { "deny" };
-                self.metrics.checks.with_label_values(&[door.label(), outcome, reason.label()]).inc();
+                self.state.metrics.checks.with_label_values(&[door.label(), outcome, reason.label()]).inc();
                 self.log_refusal(reason, peer, original.as_ref().ok(), headers);
             }
         }
@@ -267,16 +261,17 @@ impl Checker {
         };
         match reason {
             Reason::WrongIssuer => {
-                let expected: Vec<&str> = self.issuers.iter().map(|i| i.config().issuer.as_str()).collect();
+                let expected: Vec<&str> = self.state.issuers.iter().map(|i| i.config().issuer.as_str()).collect();
                 Some((expected.join(" "), claim(credentials.token(), "iss")?))
             }
             Reason::WrongAudience => {
-                let expected: Vec<String> = self.issuers.iter().flat_map(|i| i.config().audiences.clone()).collect();
+                let expected: Vec<String> =
+                    self.state.issuers.iter().flat_map(|i| i.config().audiences.clone()).collect();
                 Some((expected.join(" "), claim(credentials.token(), "aud")?))
             }
             Reason::WrongProofUrl => {
                 let Credentials::DPoP { proof, .. } = credentials else { return None };
-                let expected = original.and_then(|o| self.expected_htu(o).ok()).unwrap_or_default();
+                let expected = original.and_then(|o| self.dpop.expected_htu(o).ok()).unwrap_or_default();
                 Some((expected, claim(proof, "htu")?))
             }
             _ => None,
@@ -315,20 +310,21 @@ impl Checker {
         credentials::admit(&credentials, mode)?;
         let scheme = credentials.scheme();
         let refuse = |reason: Reason| Refusal::new(reason).with_scheme(Some(scheme));
-        let (token_key, token) = self.verified_token(credentials.token()).await.map_err(refuse)?;
+        let (token_key, token) = self.tokens.verified(credentials.token(), self.clock.now()).await.map_err(refuse)?;
         let proof = match credentials {
             // RFC 9449 §7.2: a bound token must never work as a bearer token.
             Credentials::Bearer { .. } if token.jkt().is_some() => return Err(refuse(Reason::BoundTokenAsBearer)),
             Credentials::Bearer { .. } => None,
             Credentials::DPoP { token: raw, proof } => {
                 let jkt = token.jkt().ok_or(Reason::TokenNotBound).map_err(refuse)?;
-                Some(self.verified_proof(original, raw, proof, jkt).map_err(refuse)?)
+                Some(self.dpop.verify(original, raw, proof, jkt, self.clock.now()).map_err(refuse)?)
             }
         };
-        let issuer = &self.issuers[token.issuer_index()].config().issuer;
+        let issuer = &self.state.issuers[token.issuer_index()].config().issuer;
         policy::check(routes, &token, issuer).map_err(refuse)?;
         let next_nonce = match proof {
-            Some(proof) => self.use_proof(&proof).await.map_err(refuse)?,
+            // After every other check, so a refused request never takes a replay slot.
+            Some(proof) => self.dpop.use_once(&proof, self.clock.now()).await.map_err(refuse)?,
             None => None,
         };
         let downstream =
@@ -351,91 +347,87 @@ impl Checker {
         let mut headers = Vec::new();
         for route in routes {
             let Some(exchange) = &route.exchange else { continue };
-            let exchanger = self.exchanger.as_ref().ok_or(Reason::ExchangeUnavailable)?;
+            let exchanger = self.state.exchanger.as_ref().ok_or(Reason::ExchangeUnavailable)?;
             let index = self.policy.index_of(route);
             let value = exchanger.token(index, exchange, raw, token_key, token.expires_at()).await?;
             headers.push((exchange.header.clone(), value));
         }
         Ok(headers)
     }
+}
 
-    /// Checks the server nonce and records the proof as used; returns the next nonce.
-    /// Runs after every other check, so a refused request never takes a replay slot.
-    async fn use_proof(&self, proof: &proof::VerifiedProof) -> Result<Option<String>, Reason> {
-        let now = self.clock.now();
-        let next_nonce = match &self.nonces {
-            Some(nonces) if !proof.nonce().is_some_and(|n| nonces.is_current(n, now)) => {
-                return Err(Reason::UseDpopNonce { nonce: nonces.issue(now) });
-            }
-            Some(nonces) => Some(nonces.issue(now)),
-            None => None,
-        };
-        self.replay.insert(proof.replay_key(), proof.expires_at(&self.proof), now).await?;
-        Ok(next_nonce)
-    }
+/// The top-level claims that routes and `[headers]` read: a verified token keeps these.
+pub fn claims_to_keep(config: &Config) -> Vec<String> {
+    token::claims_to_keep(
+        policy::claims_read(&config.routes)
+            .iter()
+            .map(String::as_str)
+            .chain(config.headers.iter().map(|h| h.claim.as_str())),
+    )
+}
 
-    /// The DPoP proof for this request (RFC 9449 §4.3), checked against the URL the
-    /// client used and the token's key binding.
-    fn verified_proof(
-        &self,
-        original: &OriginalRequest,
-        token: &str,
-        proof: &str,
-        jkt: &str,
-    ) -> Result<proof::VerifiedProof, Reason> {
-        let htu = self.expected_htu(original)?;
-        let expected = Expected { method: original.method(), htu: &htu, access_token: token, jkt };
-        proof::verify(proof, &expected, &self.proof, self.clock.now())
-    }
+/// Why a checker could not be built: the config validated, but the runtime could not
+/// make what it asks for. Startup stops with it; a reload keeps the old config.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "no HTTP client for issuer {issuer}: {} (are CA roots readable? /etc/ssl/certs/ca-certificates.crt, or SSL_CERT_FILE)",
+        crate::issuer::cause(error)
+    )]
+    IssuerClient { issuer: String, error: reqwest::Error },
+    #[error("[client]: {0}")]
+    Exchanger(#[from] crate::exchange::ExchangerError),
+}
 
-    /// The URL a proof must name: the original request's, normalized as `htu` is, and
-    /// only at a pinned public origin when `proxy.public_origins` is set.
-    fn expected_htu(&self, original: &OriginalRequest) -> Result<String, Reason> {
-        let origin = original.origin().ok_or(Reason::WrongProofUrl)?;
-        let pinned = &self.config.proxy.public_origins;
-        if !pinned.is_empty() && !pinned.contains(&origin) {
-            return Err(Reason::WrongProofUrl);
-        }
-        crate::dpop::htu::normalize(&format!("{origin}{}", original.path())).ok_or(Reason::WrongProofUrl)
+impl State {
+    /// New state for `config`: issuers without keys, empty caches and replay store.
+    pub fn fresh(
+        config: &Config,
+        timings: crate::issuer::Timings,
+        metrics: Arc<Metrics>,
+        clock: &Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
+        let cache = Arc::new(TokenCache::new(config.cache.max_tokens));
+        let issuers = config
+            .issuers
+            .iter()
+            .map(|settings| issuer(settings, &timings, &cache, &metrics).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(State {
+            exchanger: exchanger(config, issuers.first(), &metrics, clock)?,
+            replay: Arc::new(ReplayStore::for_config(&config.dpop.replay_store, config.dpop.replay_capacity)),
+            nonces: nonces(config),
+            issuers,
+            cache,
+            metrics,
+        })
     }
+}
 
-    /// The verified token, from the cache or by verifying it with the keys of the issuer
-    /// its `iss` names (with one rate-limited refetch of those keys on an unknown `kid`).
-    /// Returns the token's cache key too: the exchange cache is keyed by it.
-    async fn verified_token(&self, raw: &str) -> Result<(token_cache::Key, Arc<VerifiedToken>), Reason> {
-        if raw.len() > token::MAX_TOKEN_LEN {
-            return Err(Reason::TokenTooLarge);
-        }
-        let now = self.clock.now();
-        let key = token_cache::key(raw);
-        if let Some(hit) = self.cache.get(&key, now, self.max_leeway) {
-            let leeway = self.issuers[hit.issuer_index()].config().leeway;
-            if now < hit.expires_at().saturating_add(leeway) {
-                self.metrics.token_cache_hits.inc();
-                return Ok((key, hit));
-            }
-        }
-        self.metrics.token_cache_misses.inc();
-        let index = self.issuer_of(raw)?;
-        let issuer = &self.issuers[index];
-        let keys = issuer.keys().ok_or(Reason::NoIssuerKeys)?;
-        let verified = match token::verify_keeping(raw, &keys, issuer.config(), now, &self.keep) {
-            Err(Reason::UnknownKey) if issuer.refetch_for_unknown_kid().await => {
-                let keys = issuer.keys().ok_or(Reason::NoIssuerKeys)?;
-                token::verify_keeping(raw, &keys, issuer.config(), now, &self.keep)
-            }
-            other => other,
-        }?;
-        let verified = Arc::new(verified.from_issuer(index));
-        self.cache.insert(key, verified.clone());
-        Ok((key, verified))
-    }
+/// A new issuer, without keys yet.
+pub fn issuer(
+    settings: &crate::config::IssuerConfig,
+    timings: &crate::issuer::Timings,
+    cache: &Arc<TokenCache>,
+    metrics: &Arc<Metrics>,
+) -> Result<Issuer, StartError> {
+    Issuer::new(settings.clone(), timings.clone(), cache.clone(), metrics.clone())
+        .map_err(|error| StartError::IssuerClient { issuer: settings.issuer.clone(), error })
+}
 
-    /// Which configured issuer a token names in `iss`, decided before any key lookup: a
-    /// token from another tenant is a wrong issuer, and costs no fetch and no signature
-    /// check. Only on cache misses, which verify a signature anyway.
-    fn issuer_of(&self, raw: &str) -> Result<usize, Reason> {
-        let iss = token::peek_issuer(raw)?;
-        self.issuers.iter().position(|i| i.config().issuer == iss).ok_or(Reason::WrongIssuer)
-    }
+/// With `dpop.nonce`, the nonce minter under `dpop.nonce_secret`.
+pub fn nonces(config: &Config) -> Option<Arc<Nonces>> {
+    config.dpop.nonce.as_ref().map(|secret| Arc::new(Nonces::new(secret.expose())))
+}
+
+/// With `[client]`, the exchanger: tollgate's client at the first issuer.
+pub fn exchanger(
+    config: &Config,
+    first_issuer: Option<&Arc<Issuer>>,
+    metrics: &Arc<Metrics>,
+    clock: &Arc<dyn Clock>,
+) -> Result<Option<Arc<Exchanger>>, StartError> {
+    let Some((client, issuer)) = config.client.as_ref().zip(first_issuer) else { return Ok(None) };
+    let exchanger = Exchanger::new(client, issuer.clone(), metrics.clone(), clock.clone())?;
+    Ok(Some(Arc::new(exchanger)))
 }

@@ -34,10 +34,10 @@ use serde_json::{Value, json};
 
 use crate::clock::Clock;
 use crate::config::{ClientAuth, ClientConfig, Exchange, Grant};
-use crate::dev::SigningKey;
 use crate::issuer::Issuer;
 use crate::metrics::Metrics;
 use crate::refusal::Reason;
+use crate::signing::SigningKey;
 use crate::token_cache;
 
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -71,6 +71,15 @@ enum Credentials {
     Jwt { key: SigningKey, algorithm: &'static str },
 }
 
+/// Why an exchanger could not be made (config validation makes both unlikely).
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangerError {
+    #[error("the client key cannot sign: {0}")]
+    Key(#[from] crate::signing::SignError),
+    #[error("no HTTP client for the token endpoint: {0}")]
+    Http(reqwest::Error),
+}
+
 /// Trades incoming tokens for downstream ones; one per checker.
 pub struct Exchanger {
     client_id: String,
@@ -90,7 +99,7 @@ impl Exchanger {
         issuer: Arc<Issuer>,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, crate::dev::SignError> {
+    ) -> Result<Self, ExchangerError> {
         let credentials = match &client.auth {
             ClientAuth::SecretPost(secret) => Credentials::Post(secret.expose().to_string()),
             ClientAuth::SecretBasic(secret) => Credentials::Basic(secret.expose().to_string()),
@@ -98,12 +107,7 @@ impl Exchanger {
                 Credentials::Jwt { key: crate::config::exchange_signing_key(pem.expose(), algorithm)?, algorithm }
             }
         };
-        let http = reqwest::Client::builder()
-            .timeout(client.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
+        let http = crate::issuer::http_client(client.timeout).map_err(ExchangerError::Http)?;
         Ok(Exchanger {
             client_id: client.client_id.clone(),
             credentials,

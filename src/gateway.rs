@@ -34,6 +34,7 @@ use http::{HeaderMap, HeaderName, Method};
 
 use crate::config::{Gateway, ProxyConfig};
 use crate::refusal::Reason;
+use crate::uri::{Authority, normalize_path, parse_scheme};
 
 /// The request as it reached `/auth`: the peer, the check's own method and the path
 /// after `/auth`, and every header. Plain values, so every front door can build one.
@@ -345,93 +346,6 @@ fn parse_method(method: &str) -> Result<String, Reason> {
     Ok(method.to_string())
 }
 
-fn parse_scheme(scheme: &str) -> Result<&'static str, Reason> {
-    if scheme.eq_ignore_ascii_case("https") {
-        Ok("https")
-    } else if scheme.eq_ignore_ascii_case("http") {
-        Ok("http")
-    } else {
-        Err(Reason::BadForwardedHeader)
-    }
-}
-
-/// A `host[:port]` from a request, validated, in its two readings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Authority {
-    /// Lower-cased, as written: a name (its trailing dot kept), IPv4, or `[IPv6]`.
-    host: String,
-    /// The port, unless it is the scheme's default (RFC 3986 §6.2.3).
-    port: Option<u16>,
-}
-
-impl Authority {
-    fn parse(authority: &str, scheme: &str) -> Result<Authority, Reason> {
-        let lower = authority.to_ascii_lowercase();
-        let (host, port) = split_port(&lower).ok_or(Reason::BadForwardedHeader)?;
-        if !valid_host(host) {
-            return Err(Reason::BadForwardedHeader);
-        }
-        let default = if scheme == "https" { 443 } else { 80 };
-        Ok(Authority { host: host.to_string(), port: port.filter(|p| *p != default) })
-    }
-
-    /// `host[:port]`, the port only when not the default: the origin a DPoP `htu` names.
-    fn origin_form(&self) -> String {
-        match self.port {
-            Some(port) => format!("{}:{port}", self.host),
-            None => self.host.clone(),
-        }
-    }
-
-    /// The host as gateways route on it: no port, one trailing dot removed.
-    fn routed_host(&self) -> &str {
-        self.host.strip_suffix('.').unwrap_or(&self.host)
-    }
-}
-
-/// `host` (no port, lower case) as gateways route on it, without one trailing dot; `None`
-/// when it is not a valid host. For route patterns, which must match what requests give.
-pub fn routed_host(host: &str) -> Option<&str> {
-    valid_host(host).then(|| host.strip_suffix('.').unwrap_or(host))
-}
-
-/// A bracketed IPv6 literal, or a name or IPv4 address of non-empty labels (one trailing
-/// dot allowed: the absolute form of a DNS name, which gateways route like the name).
-fn valid_host(host: &str) -> bool {
-    if let Some(literal) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        return literal.parse::<std::net::Ipv6Addr>().is_ok();
-    }
-    let name = host.strip_suffix('.').unwrap_or(host);
-    !name.is_empty()
-        && name.split('.').all(|label| {
-            !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
-        })
-}
-
-/// Splits `host:port`; a port must be 1–65535 written without leading zeros.
-fn split_port(authority: &str) -> Option<(&str, Option<u16>)> {
-    let colon = match authority.rfind(':') {
-        Some(i) if !authority[i..].contains(']') => i,
-        _ => return Some((authority, None)),
-    };
-    let (host, port) = (&authority[..colon], &authority[colon + 1..]);
-    if port.is_empty() || port.starts_with('0') || !port.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    port.parse::<u16>().ok().map(|p| (host, Some(p)))
-}
-
-/// `scheme://host[:port]` as written in `proxy.public_origins`, normalized.
-pub fn parse_origin(origin: &str) -> Option<String> {
-    let (scheme, authority) = origin.split_once("://")?;
-    let scheme = parse_scheme(scheme).ok()?;
-    let authority = authority.strip_suffix('/').unwrap_or(authority);
-    if authority.contains(['/', '?', '#', '@']) {
-        return None;
-    }
-    Some(format!("{scheme}://{}", Authority::parse(authority, scheme).ok()?.origin_form()))
-}
-
 fn strip_query(uri: &str) -> &str {
     uri.split(['?', '#']).next().unwrap_or(uri)
 }
@@ -460,83 +374,6 @@ fn prefixed(prefix: &str, path: &str) -> Result<String, Reason> {
         return Err(Reason::BadForwardedHeader);
     }
     Ok(if path == "/" { format!("{clean}/") } else { format!("{clean}{path}") })
-}
-
-/// Normalizes an absolute path (no query): RFC 3986 §6.2.2 escape handling and §5.2.4
-/// dot-segment removal, repeated slashes merged. Ambiguous escapes are refused, and so are
-/// `?` and `#`, which end a path (in a request only `X-Forwarded-Prefix` can bring one,
-/// and the DPoP `htu` would be cut there).
-pub fn normalize_path(raw: &str) -> Result<String, Reason> {
-    if !raw.starts_with('/') {
-        return Err(Reason::AmbiguousPath);
-    }
-    let mut segments: Vec<String> = Vec::new();
-    let mut trailing_slash = false;
-    for part in raw[1..].split('/') {
-        let (segment, had_escape) = normalize_segment(part)?;
-        if had_escape && (segment == "." || segment == "..") {
-            return Err(Reason::AmbiguousPath);
-        }
-        // `..;x` is `..` to Tomcat, Jetty and Spring (path parameters stripped first) and a
-        // plain segment to the gateways and to tollgate: `/public/..;/admin` would be judged
-        // as a public path and served as /admin.
-        if segment.contains(';') && matches!(segment.split(';').next(), Some("." | "..")) {
-            return Err(Reason::AmbiguousPath);
-        }
-        trailing_slash = matches!(segment.as_str(), "" | "." | "..");
-        match segment.as_str() {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            _ => segments.push(segment),
-        }
-    }
-    let mut out = String::with_capacity(raw.len());
-    for s in &segments {
-        out.push('/');
-        out.push_str(s);
-    }
-    if trailing_slash || out.is_empty() {
-        out.push('/');
-    }
-    Ok(out)
-}
-
-/// One path segment: unreserved escapes decoded, other escapes upper-cased; returns whether
-/// any escape was present.
-fn normalize_segment(part: &str) -> Result<(String, bool), Reason> {
-    let bytes = part.as_bytes();
-    let mut out = String::with_capacity(part.len());
-    let mut had_escape = false;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or(Reason::AmbiguousPath)?;
-            let value = std::str::from_utf8(hex)
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or(Reason::AmbiguousPath)?;
-            had_escape = true;
-            match value {
-                b'/' | b'\\' | 0 => return Err(Reason::AmbiguousPath),
-                v if is_unreserved(v) => out.push(v as char),
-                v => out.push_str(&format!("%{v:02X}")),
-            }
-            i += 3;
-        } else if b > 0x20 && b < 0x7F && !matches!(b, b'\\' | b'?' | b'#') {
-            out.push(b as char);
-            i += 1;
-        } else {
-            return Err(Reason::AmbiguousPath);
-        }
-    }
-    Ok((out, had_escape))
-}
-
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
 #[cfg(test)]

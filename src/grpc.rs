@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use envoy_types::ext_authz::v3::pb::{
@@ -28,21 +27,22 @@ use crate::allow::Allow;
 use crate::decision::{Checker, Door};
 use crate::gateway::{self, OriginalRequest};
 use crate::refusal::{Answer, DPOP_NONCE, Reason, Refusal};
+use crate::reload::Live;
 
 /// At most this many request headers, and this many bytes of names, values and path:
 /// more than Envoy forwards by default (60 KiB of headers), refused before any work.
 pub const MAX_HEADERS: usize = 256;
 pub const MAX_REQUEST_BYTES: usize = 96 * 1024;
 
-/// The `Authorization` service over one [`Checker`].
+/// The `Authorization` service over the live [`Checker`] (or one fixed `Arc<Checker>`).
 #[derive(Clone)]
 pub struct AuthorizationService {
-    checker: Arc<Checker>,
+    live: Live,
 }
 
 impl AuthorizationService {
-    pub fn new(checker: Arc<Checker>) -> Self {
-        AuthorizationService { checker }
+    pub fn new(live: impl Into<Live>) -> Self {
+        AuthorizationService { live: live.into() }
     }
 
     /// The tonic service, with decoding bounded to what a `CheckRequest` may hold.
@@ -52,8 +52,10 @@ impl AuthorizationService {
 
     /// Answers one `CheckRequest` from `peer`: the whole door, without tonic's wrapping.
     pub async fn answer(&self, peer: Option<SocketAddr>, request: CheckRequest) -> Result<CheckResponse, Status> {
+        // One checker from start to end: a reload never mixes two configs in one check.
+        let checker = self.live.current();
         let peer = peer.map(|p| p.ip().to_canonical());
-        let trusted = peer.is_some_and(|ip| self.checker.config().proxy.trusted.iter().any(|net| net.contains(&ip)));
+        let trusted = peer.is_some_and(|ip| checker.config().proxy.trusted.iter().any(|net| net.contains(&ip)));
         let Some(peer) = peer.filter(|_| trusted) else {
             tracing::error!(peer = ?peer, "a gRPC Check from a peer outside proxy.trusted: refused without a decision");
             return Err(Status::permission_denied("peer not in proxy.trusted"));
@@ -67,22 +69,22 @@ impl AuthorizationService {
             Ok(parts) => (Ok(parts.0), parts.1),
             Err(reason) => (Err(reason), HeaderMap::new()),
         };
-        let decision = self.checker.judge(Door::Grpc, peer, original, &headers).await;
-        Ok(self.respond(decision, &headers))
+        let decision = checker.judge(Door::Grpc, peer, original, &headers).await;
+        Ok(respond(&checker, decision, &headers))
     }
+}
 
-    fn respond(&self, decision: Result<Allow, Refusal>, request_headers: &HeaderMap) -> CheckResponse {
-        match decision {
-            Ok(allow) => {
-                let issuer = match &allow {
-                    Allow::Token { token, .. } => self.checker.issuers()[token.issuer_index()].config().issuer.as_str(),
-                    Allow::Anonymous => "",
-                };
-                let metadata = metadata(&allow, issuer);
-                ok_response(self.checker.allow_answer(&allow), request_headers, metadata)
-            }
-            Err(refusal) => denied_response(self.checker.refusal_answer(&refusal)),
+fn respond(checker: &Checker, decision: Result<Allow, Refusal>, request_headers: &HeaderMap) -> CheckResponse {
+    match decision {
+        Ok(allow) => {
+            let issuer = match &allow {
+                Allow::Token { token, .. } => checker.issuers()[token.issuer_index()].config().issuer.as_str(),
+                Allow::Anonymous => "",
+            };
+            let metadata = metadata(&allow, issuer);
+            ok_response(checker.allow_answer(&allow), request_headers, metadata)
         }
+        Err(refusal) => denied_response(checker.refusal_answer(&refusal)),
     }
 }
 
@@ -237,30 +239,68 @@ fn metadata(allow: &Allow, issuer: &str) -> Struct {
     Struct { fields: fields.into_iter().map(|(k, v)| (k.to_string(), text(v))).collect() }
 }
 
-/// Serves `Check` and the gRPC health service on `listener` until `shutdown` resolves.
+/// Serves `Check` and the gRPC health service on `listener` until `shutdown` resolves,
+/// then waits for open connections (with no time limit: [`serve_with_shutdown`] bounds it).
 /// Health is SERVING once the issuer keys are loaded, NOT_SERVING while they are not.
 pub async fn serve(
-    checker: Arc<Checker>,
+    live: impl Into<Live>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    serve_until(live.into(), listener, shutdown, None).await
+}
+
+/// [`serve`] through the phases of `shutdown`, as the HTTP listeners follow them: health
+/// turns NOT_SERVING as soon as it drains (Envoy's health checks stop sending here) while
+/// `Check` is answered as before; once it closes the listener closes and tonic sends
+/// GOAWAY on open connections, which finish their calls; connections still open its drain
+/// timeout later are cut (their number is not known here: tonic keeps its connections).
+pub async fn serve_with_shutdown(
+    live: impl Into<Live>,
+    listener: tokio::net::TcpListener,
+    shutdown: crate::server::Shutdown,
+) -> Result<(), tonic::transport::Error> {
+    let closing = shutdown.closing();
+    let cut_off = shutdown.cut_off();
+    let served = serve_until(live.into(), listener, closing, Some(shutdown));
+    tokio::select! {
+        served = served => served,
+        () = cut_off => {
+            tracing::warn!("drain_timeout passed: gRPC connections still open were cut");
+            Ok(())
+        }
+    }
+}
+
+async fn serve_until(
+    live: Live,
+    listener: tokio::net::TcpListener,
+    closing: impl std::future::Future<Output = ()> + Send + 'static,
+    shutdown: Option<crate::server::Shutdown>,
+) -> Result<(), tonic::transport::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    let watcher = tokio::spawn(report_health(checker.clone(), health));
+    let watcher = tokio::spawn(report_health(live.clone(), health, shutdown));
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let served = tonic::transport::Server::builder()
         .add_service(health_service)
-        .add_service(AuthorizationService::new(checker).server())
-        .serve_with_incoming_shutdown(incoming, shutdown)
+        .add_service(AuthorizationService::new(live).server())
+        .serve_with_incoming_shutdown(incoming, closing)
         .await;
     watcher.abort();
     served
 }
 
-/// Keeps the health status of the service (and of the server, `""`) in step with the keys.
-async fn report_health(checker: Arc<Checker>, health: tonic_health::server::HealthReporter) {
+/// Keeps the health status of the service (and of the server, `""`) in step with the keys,
+/// and NOT_SERVING for good once `shutdown` drains.
+async fn report_health(
+    live: Live,
+    health: tonic_health::server::HealthReporter,
+    shutdown: Option<crate::server::Shutdown>,
+) {
     let mut serving = None;
     loop {
-        let now = checker.ready().is_ok();
+        let draining = shutdown.as_ref().is_some_and(crate::server::Shutdown::is_draining);
+        let now = !draining && live.current().ready().is_ok();
         if serving != Some(now) {
             let status =
                 if now { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
@@ -268,7 +308,19 @@ async fn report_health(checker: Arc<Checker>, health: tonic_health::server::Heal
             health.set_service_status(SERVICE_NAME, status).await;
             serving = Some(now);
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        if draining {
+            return;
+        }
+        let pause = tokio::time::sleep(Duration::from_millis(250));
+        match &shutdown {
+            Some(shutdown) => {
+                tokio::select! {
+                    () = pause => {}
+                    () = shutdown.draining() => {}
+                }
+            }
+            None => pause.await,
+        }
     }
 }
 

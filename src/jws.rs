@@ -168,5 +168,31 @@ impl<'de> Visitor<'de> for UniqueVisitor {
     }
 }
 
+/// The RFC 7638 JWK thumbprint: base64url SHA-256 of the required members in
+/// lexicographic order, no whitespace (§3.2–3.3). Other members (`kid`, `alg`, `use`)
+/// do not count. `None` when a required member is not a string, or for an unknown `kty`.
+pub fn thumbprint(jwk: &Map<String, Value>) -> Option<String> {
+    let required: &[&str] = match jwk.get("kty").and_then(Value::as_str) {
+        Some("EC") => &["crv", "kty", "x", "y"],
+        Some("OKP") => &["crv", "kty", "x"],
+        Some("RSA") => &["e", "kty", "n"],
+        Some("oct") => &["k", "kty"],
+        _ => return None,
+    };
+    let mut canonical = String::from("{");
+    for (i, name) in required.iter().enumerate() {
+        let value = jwk.get(*name).and_then(Value::as_str)?;
+        if i > 0 {
+            canonical.push(',');
+        }
+        // serde_json writes a JSON string with the minimal escaping RFC 7638 §3.3 asks for.
+        canonical.push_str(&Value::from(*name).to_string());
+        canonical.push(':');
+        canonical.push_str(&Value::from(value).to_string());
+    }
+    canonical.push('}');
+    Some(encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()).as_ref()))
+}
+
 #[cfg(test)]
 mod tests;

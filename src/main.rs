@@ -12,8 +12,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use tollgate::clock::{Clock, SystemClock};
 use tollgate::config::{Config, LogFormat};
-use tollgate::decision::Checker;
 use tollgate::issuer::Timings;
+use tollgate::reload::{Reloader, Service, Source};
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +49,10 @@ enum Command {
         /// TOML config file; without it, the environment alone.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Reload when the config file's content changes (also a ConfigMap's symlink
+        /// swap). SIGHUP reloads with or without it.
+        #[arg(long, requires = "config")]
+        watch: bool,
     },
     /// Validate a config file and print what it resolved to (warnings on stderr).
     #[command(after_help = ENVIRONMENT)]
@@ -120,8 +124,8 @@ fn main() -> ExitCode {
         }
     };
     match (cli.command, cli.config) {
-        (Some(Command::Serve { config }), _) => runtime.block_on(serve(config)),
-        (None, Some(config)) => runtime.block_on(serve(Some(config))),
+        (Some(Command::Serve { config, watch }), _) => runtime.block_on(serve(config, watch)),
+        (None, Some(config)) => runtime.block_on(serve(Some(config), false)),
         (Some(Command::Check { config, explain }), _) => check(config.as_deref(), explain.as_deref()),
         (Some(Command::Proof { key, new, jkt, method, url, token, nonce }), _) => {
             proof(&key, new, jkt, method.zip(url).zip(token), nonce.as_deref())
@@ -175,7 +179,8 @@ fn proof(
     request: Option<((String, String), String)>,
     nonce: Option<&str>,
 ) -> ExitCode {
-    use tollgate::dev::{self, SigningKey};
+    use tollgate::dev;
+    use tollgate::signing::SigningKey;
     let fail = |message: String| {
         eprintln!("tollgate proof: {message}");
         ExitCode::FAILURE
@@ -218,9 +223,9 @@ fn proof(
 
 /// `tollgate proof --new`: a P-256 key in a new file only its owner can read; its thumbprint.
 fn new_client_key(path: &std::path::Path) -> Result<String, String> {
-    let key = tollgate::dev::SigningKey::p256("client").map_err(|e| e.to_string())?;
+    let key = tollgate::signing::SigningKey::p256("client").map_err(|e| e.to_string())?;
     let pem = key.to_pem().map_err(|e| e.to_string())?;
-    tollgate::dev::write_key_file(path, &pem).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    tollgate::signing::write_key_file(path, &pem).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     Ok(key.jkt())
 }
 
@@ -240,10 +245,17 @@ fn init_logging(config: &Config) {
     }
 }
 
-async fn serve(path: Option<PathBuf>) -> ExitCode {
+async fn serve(path: Option<PathBuf>, watch: bool) -> ExitCode {
     let Some(config) = load(path.as_deref()) else { return ExitCode::FAILURE };
     init_logging(&config);
-    run(config).await
+    let source = path.map_or(Source::Environment, Source::File);
+    match bind_all(&config).await {
+        Ok(listeners) => serve_on(config, listeners, Some((source, watch))).await,
+        Err(BindError { addr, error }) => {
+            tracing::error!(%addr, %error, "cannot listen");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// The sockets tollgate serves on, bound before anything is printed or fetched.
@@ -276,43 +288,56 @@ async fn bind_all(config: &Config) -> Result<Listeners, BindError> {
     Ok(Listeners { main, ops, grpc })
 }
 
-/// Binds, loads keys in the background, serves until SIGTERM.
-pub async fn run(config: Config) -> ExitCode {
-    match bind_all(&config).await {
-        Ok(listeners) => serve_on(config, listeners).await,
-        Err(BindError { addr, error }) => {
-            tracing::error!(%addr, %error, "cannot listen");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn serve_on(config: Config, listeners: Listeners) -> ExitCode {
+/// Loads keys in the background and serves on `listeners` until SIGTERM; with `reload`,
+/// reloads the config from its source on SIGHUP (and on file changes when watching).
+async fn serve_on(config: Config, listeners: Listeners, reload: Option<(Source, bool)>) -> ExitCode {
     let (listen, ops_listen) = (config.listen, config.ops_listen);
-    let checker = Checker::from_config(config, Timings::default(), Arc::new(SystemClock) as Arc<dyn Clock>);
-    for issuer in checker.issuers() {
-        tokio::spawn(issuer.clone().run());
-    }
-    let issuer: Vec<&str> = checker.config().issuers.iter().map(|i| i.issuer.as_str()).collect();
+    let drain = config.shutdown;
+    let issuer: Vec<&str> = config.issuers.iter().map(|i| i.issuer.as_str()).collect();
     let issuer = issuer.join(", ");
+    let service = match Service::start(config, Timings::default(), Arc::new(SystemClock) as Arc<dyn Clock>) {
+        Ok(service) => service,
+        Err(error) => {
+            tracing::error!(%error, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    let live = service.live();
+    // The service owns the issuers' key loops: it lives in the reloader, or here.
+    let (reloader, _service) = match reload {
+        Some((source, watch)) => match Reloader::new(service, source, watch) {
+            Ok(reloader) => (Some(tokio::spawn(reloader.run())), None),
+            Err(error) => {
+                tracing::error!(%error, "cannot watch the config");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => (None, Some(service)),
+    };
     match ops_listen {
         Some(ops) => tracing::info!(%listen, %ops, %issuer, "tollgate listening (ops endpoints also on ops_listen)"),
         None => tracing::info!(%listen, %issuer, "tollgate listening"),
     }
-    let (signal, stop) = tollgate::server::broadcast(tollgate::server::shutdown_signal());
-    let http = tollgate::server::serve_with_ops(
-        checker.clone(),
+    // SIGTERM: /readyz 503 at once, listeners closed after drain_delay, exit within
+    // drain_delay + drain_timeout (CONTRACT "Shutdown").
+    let shutdown = tollgate::server::Shutdown::new(drain.drain_timeout);
+    let signal = shutdown.clone().on_signals(tollgate::server::Signals::new(), drain.drain_delay);
+    let http = tollgate::server::serve_with_shutdown(
+        live.clone(),
         listeners.main,
         listeners.ops,
         tollgate::server::HEADER_READ_TIMEOUT,
-        stop.wait(),
+        shutdown.clone(),
     );
     let grpc = async {
         let Some(listener) = listeners.grpc else { return Ok(()) };
         tracing::info!(grpc = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()), "gRPC ext_authz listening");
-        tollgate::grpc::serve(checker, listener, stop.wait()).await.map_err(std::io::Error::other)
+        tollgate::grpc::serve_with_shutdown(live, listener, shutdown).await.map_err(std::io::Error::other)
     };
     let (http, grpc, ()) = tokio::join!(http, grpc, signal);
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
     match http.and(grpc) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -371,7 +396,8 @@ mod tollgate_dev {
 
     use std::path::Path;
 
-    use tollgate::dev::{DevIssuer, SigningKey};
+    use tollgate::dev::DevIssuer;
+    use tollgate::signing::SigningKey;
 
     use super::*;
 
@@ -407,7 +433,7 @@ mod tollgate_dev {
             eprintln!("tollgate dev: cannot prepare the examples: {e}");
             return ExitCode::FAILURE;
         }
-        super::serve_on(config, Listeners { main, ops: None, grpc: None }).await
+        super::serve_on(config, Listeners { main, ops: None, grpc: None }, None).await
     }
 
     /// The issuer, at a fixed port and with a kept key when asked.
@@ -425,7 +451,7 @@ mod tollgate_dev {
             Ok(pem) => Ok(SigningKey::rsa_from_pem("dev-1", &pem).map_err(|e| format!("{}: {e}", path.display()))?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = SigningKey::rsa("dev-1")?;
-                tollgate::dev::write_key_file(path, &key.to_pem()?)
+                tollgate::signing::write_key_file(path, &key.to_pem()?)
                     .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
                 Ok(key)
             }
@@ -457,6 +483,8 @@ actors = ["mcp-agent"]
 [client]
 client_id = "{client_id}"
 client_secret = "{client_secret}"
+[shutdown]
+drain_delay = 0     # no load balancer to tell: Ctrl-C stops at once
 "#,
             client_id = tollgate::dev::DEV_CLIENT_ID,
             client_secret = tollgate::dev::DEV_CLIENT_SECRET,
@@ -527,7 +555,7 @@ client_secret = "{client_secret}"
             let key = SigningKey::p256("dev-client")?;
             let key_file = std::env::temp_dir().join(format!("tollgate-dev-client-{}.pem", std::process::id()));
             let _ = std::fs::remove_file(&key_file);
-            tollgate::dev::write_key_file(&key_file, &key.to_pem()?)?;
+            tollgate::signing::write_key_file(&key_file, &key.to_pem()?)?;
             let token = issuer.mint(AUDIENCE, "dev-user", "read:orders", Some(&key.jkt()), now, 3600)?;
             let proof = tollgate::dev::proof(&key, "GET", &format!("http://{listen}/orders"), &token, None, now)?;
             Ok(DpopExample { key_file, token, proof })

@@ -1,11 +1,27 @@
 //! Every metric tollgate exports, with its name, help text and labels, in one place.
 //! Labels come from closed sets (outcome, reason): never from tokens, subjects or paths.
 
-use crate::decision::Door;
-
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
+
+/// The front door a check came through: `/auth` over HTTP, or Envoy's gRPC `Check`. The
+/// `door` label of `tollgate_checks_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    Http,
+    Grpc,
+}
+
+impl Door {
+    pub fn label(self) -> &'static str {
+        match self {
+            Door::Http => "http",
+            Door::Grpc => "grpc",
+        }
+    }
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -22,6 +38,12 @@ pub struct Metrics {
     pub jwks_fetch_failures: IntCounterVec,
     pub token_cache_hits: IntCounter,
     pub token_cache_misses: IntCounter,
+    /// `tollgate_token_cache_entries`: verified tokens cached; set when rendered.
+    pub token_cache_entries: IntGauge,
+    /// `tollgate_replay_store_entries`: DPoP replay entries held in memory (expired ones not
+    /// yet swept included); set when rendered. Always 0 with a Redis store, whose keys
+    /// expire in Redis (count them there).
+    pub replay_store_entries: IntGauge,
     pub issuer_keys: IntGaugeVec,
     /// `tollgate_issuer_keys_age_seconds{issuer}`: since the current keys were fetched.
     pub issuer_keys_age: GaugeVec,
@@ -33,6 +55,8 @@ pub struct Metrics {
     pub exchange_cache_hits: IntCounter,
     pub exchange_cache_misses: IntCounter,
     pub exchange_duration: Histogram,
+    /// `tollgate_config_reloads_total{result}`: ok, or error (the old config kept serving).
+    pub config_reloads: IntCounterVec,
 }
 
 impl Metrics {
@@ -56,6 +80,7 @@ impl Metrics {
         )
         .expect("valid metric");
         let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
         let allowed_http = checks.with_label_values(&[Door::Http.label(), "allow", "none"]);
         let allowed_grpc = checks.with_label_values(&[Door::Grpc.label(), "allow", "none"]);
         let metrics = Metrics {
@@ -73,6 +98,11 @@ impl Metrics {
                 "Checks answered from the verified-token cache.",
             ),
             token_cache_misses: counter("tollgate_token_cache_misses_total", "Checks that had to verify a signature."),
+            token_cache_entries: gauge("tollgate_token_cache_entries", "Verified tokens in the cache."),
+            replay_store_entries: gauge(
+                "tollgate_replay_store_entries",
+                "DPoP replay entries held in memory, expired ones not yet swept included (0 with a Redis store).",
+            ),
             issuer_keys: IntGaugeVec::new(
                 Opts::new("tollgate_issuer_keys", "Usable keys in the current key set, by issuer."),
                 &["issuer"],
@@ -108,6 +138,7 @@ impl Metrics {
                     .buckets(vec![0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             )
             .expect("valid metric"),
+            config_reloads: config_reloads(),
             registry,
         };
         metrics.register_all();
@@ -122,6 +153,8 @@ impl Metrics {
             Box::new(self.jwks_fetch_failures.clone()),
             Box::new(self.token_cache_hits.clone()),
             Box::new(self.token_cache_misses.clone()),
+            Box::new(self.token_cache_entries.clone()),
+            Box::new(self.replay_store_entries.clone()),
             Box::new(self.issuer_keys.clone()),
             Box::new(self.issuer_keys_age.clone()),
             Box::new(self.build_info.clone()),
@@ -129,6 +162,7 @@ impl Metrics {
             Box::new(self.exchange_cache_hits.clone()),
             Box::new(self.exchange_cache_misses.clone()),
             Box::new(self.exchange_duration.clone()),
+            Box::new(self.config_reloads.clone()),
         ];
         for c in collectors {
             // Names are fixed and distinct, so registration cannot fail.
@@ -142,6 +176,15 @@ impl Metrics {
             Door::Http => &self.allowed_http,
             Door::Grpc => &self.allowed_grpc,
         }
+    }
+
+    /// Sets the size gauges: `replay` entries of the in-memory replay store (`None` for
+    /// Redis: 0), `cache` verified tokens. Called when rendering: counting is a few atomic
+    /// loads and short read locks, cheaper done once per scrape than once per check.
+    pub fn set_sizes(&self, replay: Option<usize>, cache: usize) {
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.replay_store_entries.set(replay.map_or(0, count));
+        self.token_cache_entries.set(count(cache));
     }
 
     /// The Prometheus text exposition.
@@ -166,6 +209,23 @@ fn build_info() -> IntGaugeVec {
     gauge
 }
 
+#[allow(clippy::expect_used)] // constant names and labels, as in `Metrics::new`
+fn config_reloads() -> IntCounterVec {
+    let reloads = IntCounterVec::new(
+        Opts::new(
+            "tollgate_config_reloads_total",
+            "Config reloads, by result (ok; error: the old config kept serving).",
+        ),
+        &["result"],
+    )
+    .expect("valid metric");
+    // Both series from the start, so that an alert on `error` sees a 0 before the first.
+    for result in ["ok", "error"] {
+        reloads.with_label_values(&[result]);
+    }
+    reloads
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -175,6 +235,22 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::Metrics;
+
+    #[test]
+    fn the_size_gauges_show_what_they_were_set_to_and_zero_for_redis() {
+        let metrics = Metrics::new();
+        let text = metrics.render();
+        assert!(text.lines().any(|l| l == "tollgate_replay_store_entries 0"), "{text}");
+        assert!(text.lines().any(|l| l == "tollgate_token_cache_entries 0"), "{text}");
+        metrics.set_sizes(Some(1234), 56);
+        let text = metrics.render();
+        assert!(text.lines().any(|l| l == "tollgate_replay_store_entries 1234"), "{text}");
+        assert!(text.lines().any(|l| l == "tollgate_token_cache_entries 56"), "{text}");
+        metrics.set_sizes(None, 7);
+        let text = metrics.render();
+        assert!(text.lines().any(|l| l == "tollgate_replay_store_entries 0"), "{text}");
+        assert!(text.lines().any(|l| l == "tollgate_token_cache_entries 7"), "{text}");
+    }
 
     #[test]
     fn build_info_names_the_version() {

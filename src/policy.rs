@@ -5,7 +5,7 @@
 //! gateway routed on ([`OriginalRequest::host`]: no port, no trailing dot, lower case), so
 //! `Host: admin.example.com:8000` or `admin.example.com.` meets the `admin.example.com`
 //! route that nginx, Traefik and Envoy would route it to. Paths are matched after
-//! [`crate::gateway::normalize_path`], on whole segments: `/admin` covers `/admin`,
+//! [`crate::uri::normalize_path`], on whole segments: `/admin` covers `/admin`,
 //! `/admin/users` and `/admin;v=1`, never `/administrator`. Methods are compared exactly
 //! (RFC 9110 §9.1: method names are case-sensitive). A request is matched under each of
 //! its [`readings`] (HEAD as GET, method overrides, folded case, format suffixes) and must
@@ -15,8 +15,8 @@
 
 use serde_json::Value;
 
-use crate::config::{DefaultAction, PathMatching};
-use crate::gateway::{self, OriginalRequest};
+use crate::config::{DefaultAction, HostPattern, PathMatch, PathMatching, Route, describe_route};
+use crate::gateway::OriginalRequest;
 use crate::refusal::Reason;
 use crate::token::VerifiedToken;
 
@@ -24,32 +24,8 @@ mod readings;
 
 pub use readings::{Reading, readings};
 
-/// A host to match: exact, or any subdomain of a suffix (`*.example.com`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostPattern {
-    Exact(String),
-    /// Stored with its leading dot: `.example.com`.
-    Subdomains(String),
-}
-
+// The settings types are config's; how they match a request is decided here.
 impl HostPattern {
-    /// A route's `host`: a name, an IPv4 or `[IPv6]` address, or `*.domain`; lower-cased,
-    /// one trailing dot removed. No port: routes match the host the gateway routed on,
-    /// which never has one.
-    pub fn parse(pattern: &str) -> Result<HostPattern, &'static str> {
-        let lower = pattern.to_ascii_lowercase();
-        let (wildcard, host) = match lower.strip_prefix("*.") {
-            Some(rest) => (true, rest),
-            None => (false, lower.as_str()),
-        };
-        let bracketed = host.starts_with('[');
-        if (bracketed && !host.ends_with(']')) || (!bracketed && host.contains(':')) {
-            return Err("a route's host has no port (routes match the host the gateway routed on)");
-        }
-        let host = gateway::routed_host(host).ok_or("not a host name, IP address or *.domain pattern")?;
-        Ok(if wildcard { HostPattern::Subdomains(format!(".{host}")) } else { HostPattern::Exact(host.to_string()) })
-    }
-
     /// Whether `host` (as [`OriginalRequest::host`] gives it: lower-cased, no port, no
     /// trailing dot) is this one or, for `*.domain`, a subdomain of it.
     fn matches(&self, host: &str) -> bool {
@@ -58,14 +34,6 @@ impl HostPattern {
             HostPattern::Subdomains(suffix) => host.len() > suffix.len() && host.ends_with(suffix.as_str()),
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathMatch {
-    Any,
-    /// Whole-segment prefix.
-    Prefix(String),
-    Exact(String),
 }
 
 impl PathMatch {
@@ -81,35 +49,6 @@ impl PathMatch {
             }
         }
     }
-}
-
-/// One `[[routes]]` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    pub host: Option<HostPattern>,
-    pub path: PathMatch,
-    /// Methods this route covers; all when `None`.
-    pub methods: Option<Vec<String>>,
-    /// Every one of these must be in the token's `scope`.
-    pub scopes: Vec<String>,
-    /// At least one of these must be in the token's `scope`.
-    pub any_scopes: Vec<String>,
-    /// Every one of these must be in the `permissions` array claim (Auth0 RBAC).
-    pub permissions: Vec<String>,
-    /// When not empty, the `org_id` claim must be one of these (Auth0 Organizations).
-    pub organizations: Vec<String>,
-    /// Each claim must equal the string, or be an array holding it.
-    pub claims: Vec<(String, String)>,
-    /// When not empty, the current actor (outermost `act.sub`) must be one of these.
-    pub actors: Vec<String>,
-    /// When not empty, the token's issuer must be one of these.
-    pub issuers: Vec<String>,
-    /// A downstream token to obtain for the upstream once the request is allowed.
-    pub exchange: Option<crate::config::Exchange>,
-    /// DPoP required on this route even where it is only allowed globally.
-    pub dpop_required: bool,
-    /// No token needed.
-    pub public: bool,
 }
 
 impl Route {
@@ -157,7 +96,7 @@ impl Policy {
         let mut out = format!("{} {}://{host}{}", request.method(), request.scheme(), request.path());
         for reading in readings(request, self.path_matching) {
             let matched = match self.first_match(request, &reading) {
-                Some(n) => format!("route {}: {}", n + 1, describe(&self.routes[n])),
+                Some(n) => format!("route {}: {}", n + 1, describe_route(&self.routes[n])),
                 None if !reading.as_sent => "no route (adds nothing)".to_string(),
                 None => format!("no route: default = \"{}\"", self.default.as_str()),
             };
@@ -222,74 +161,6 @@ impl Policy {
     pub fn index_of(&self, route: &Route) -> usize {
         self.routes.iter().position(|r| std::ptr::eq(r, route)).unwrap_or_default()
     }
-}
-
-/// One line saying what a route matches and requires.
-pub fn describe(route: &Route) -> String {
-    let host = match &route.host {
-        None => "any host".to_string(),
-        Some(HostPattern::Exact(h)) => h.clone(),
-        Some(HostPattern::Subdomains(s)) => format!("*{s}"),
-    };
-    let path = match &route.path {
-        PathMatch::Any => "any path".to_string(),
-        PathMatch::Prefix(p) => format!("{p}/**"),
-        PathMatch::Exact(p) => p.clone(),
-    };
-    let methods = route.methods.as_ref().map_or("any method".to_string(), |m| m.join(","));
-    let needs = if route.public {
-        "public".to_string()
-    } else {
-        let mut needs = vec!["a valid token".to_string()];
-        if !route.scopes.is_empty() {
-            needs.push(format!("scopes {}", route.scopes.join(" ")));
-        }
-        if !route.any_scopes.is_empty() {
-            needs.push(format!("one of {}", route.any_scopes.join(" ")));
-        }
-        if !route.permissions.is_empty() {
-            needs.push(format!("permissions {}", route.permissions.join(" ")));
-        }
-        if !route.organizations.is_empty() {
-            needs.push(format!("org_id one of {}", route.organizations.join(" ")));
-        }
-        for (name, value) in &route.claims {
-            needs.push(format!("claim {name} = {value}"));
-        }
-        if !route.actors.is_empty() {
-            needs.push(format!("actor one of {}", route.actors.join(" ")));
-        }
-        if !route.issuers.is_empty() {
-            needs.push(format!("issuer one of {}", route.issuers.join(" ")));
-        }
-        if route.dpop_required {
-            needs.push("DPoP".to_string());
-        }
-        if let Some(exchange) = &route.exchange {
-            needs.push(describe_exchange(exchange));
-        }
-        needs.join(", ")
-    };
-    format!("{methods} {host} {path} -> {needs}")
-}
-
-/// What a route's exchange obtains, and where it puts it (never a secret: none is here).
-fn describe_exchange(exchange: &crate::config::Exchange) -> String {
-    use crate::config::Grant;
-    let what = match &exchange.grant {
-        Grant::OnBehalfOf { audience, scope } => {
-            format!(
-                "on-behalf-of token for {audience}{}",
-                scope.as_ref().map(|s| format!(" ({s})")).unwrap_or_default()
-            )
-        }
-        Grant::Profile { subject_token_type, audience, .. } => format!(
-            "a token from exchange profile {subject_token_type}{}",
-            audience.as_ref().map(|a| format!(" for {a}")).unwrap_or_default()
-        ),
-        Grant::Connection { connection } => format!("the token-vault token of connection {connection}"),
-    };
-    format!("then exchanged for {what} in {}", exchange.header)
 }
 
 /// Whether a verified token from `issuer` meets the requirements of every route a

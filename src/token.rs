@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::config::IssuerConfig;
 use crate::delegation;
-use crate::issuer::{IssuerKey, KeySet};
+use crate::jwks::{IssuerKey, KeySet};
 use crate::jws::{self, JwsError};
 use crate::refusal::Reason;
 
@@ -25,20 +25,95 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
 /// A token whose signature and claims were verified. Only [`verify`] makes one.
 ///
-/// Laid out small on purpose: the verified-token cache holds up to 100,000 of these and
-/// must stay within 30 MB, so the subject and scope share one allocation and the rarely
-/// present parts (binding, kept claims, delegation chain) sit behind one optional box.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Laid out small on purpose: the verified-token cache holds up to 100,000 of these (each
+/// in an `Arc`) and must stay within 30 MB. 40 bytes, so that with the `Arc`'s two counts
+/// it fills a 64-byte malloc chunk exactly; the subject and scope share one allocation, or
+/// none when together they fit in [`INLINE`] bytes; the rarely present parts (binding, kept
+/// claims, delegation chain) sit behind one optional box.
+#[derive(Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
-    /// `sub` followed by `scope` (space-delimited; empty when absent).
-    text: Box<str>,
-    /// Where `sub` ends in `text`.
-    subject_len: u32,
-    /// Which configured issuer verified it (an index into the config's `issuers`).
-    issuer: u16,
+    text: Text,
     /// `exp`, whole seconds, rounded down.
     expires_at: i64,
     extra: Option<Box<Extra>>,
+}
+
+/// `sub` followed by `scope` (space-delimited; empty when absent), where `sub` ends, and
+/// which configured issuer verified the token (an index into the config's `issuers`),
+/// packed in 24 bytes. Short texts sit in the token itself: a short `sub` and `scope`
+/// (`user1`, `read`) would otherwise take a 32-byte malloc chunk of their own, as much as
+/// the rest of a cache entry's own allocation. Longer ones are boxed, as before.
+#[derive(Clone, PartialEq, Eq)]
+enum Text {
+    Inline { issuer: u16, subject_len: u8, len: u8, bytes: [u8; INLINE] },
+    Heap { issuer: u16, subject_len: u32, text: Box<str> },
+}
+
+/// The longest `sub` + `scope` kept inline: what fits beside the tag, the issuer and two
+/// lengths in the 24 bytes the boxed form needs anyway.
+const INLINE: usize = 19;
+
+impl Text {
+    fn new(subject: &str, scope: &str) -> Text {
+        let len = subject.len() + scope.len();
+        if let (Ok(subject_len), Ok(short)) = (u8::try_from(subject.len()), u8::try_from(len))
+            && len <= INLINE
+        {
+            let mut bytes = [0; INLINE];
+            bytes[..subject.len()].copy_from_slice(subject.as_bytes());
+            bytes[subject.len()..len].copy_from_slice(scope.as_bytes());
+            return Text::Inline { issuer: 0, subject_len, len: short, bytes };
+        }
+        // `sub` was checked to be a short header-safe string; a `sub` over 4 GiB cannot pass
+        // the 8 KiB token cap.
+        let subject_len = u32::try_from(subject.len()).unwrap_or(u32::MAX);
+        // Allocated at its exact size: `format!` would grow a buffer past it and shrink it
+        // back, leaving the difference as a hole beside every cached token (32 bytes for a
+        // UUID `sub`, measured).
+        let mut text = String::with_capacity(len);
+        text.push_str(subject);
+        text.push_str(scope);
+        Text::Heap { issuer: 0, subject_len, text: text.into_boxed_str() }
+    }
+
+    /// `sub` and `scope`.
+    fn parts(&self) -> (&str, &str) {
+        let (text, subject_len) = match self {
+            // Copied from a `&str` whole, so always UTF-8: the fallback is never taken.
+            Text::Inline { subject_len, len, bytes, .. } => (
+                std::str::from_utf8(bytes.get(..usize::from(*len)).unwrap_or_default()).unwrap_or_default(),
+                usize::from(*subject_len),
+            ),
+            Text::Heap { subject_len, text, .. } => (&**text, *subject_len as usize),
+        };
+        // `sub` ends on a character boundary: the split always succeeds.
+        text.split_at_checked(subject_len).unwrap_or((text, ""))
+    }
+
+    fn issuer(&self) -> u16 {
+        match self {
+            Text::Inline { issuer, .. } | Text::Heap { issuer, .. } => *issuer,
+        }
+    }
+
+    fn set_issuer(&mut self, index: u16) {
+        match self {
+            Text::Inline { issuer, .. } | Text::Heap { issuer, .. } => *issuer = index,
+        }
+    }
+}
+
+/// What the token says, not how it is stored.
+impl std::fmt::Debug for VerifiedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedToken")
+            .field("subject", &self.subject())
+            .field("scope", &self.scope())
+            .field("issuer", &self.issuer_index())
+            .field("expires_at", &self.expires_at)
+            .field("extra", &self.extra)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -55,30 +130,33 @@ impl VerifiedToken {
     fn new(subject: &str, scope: &str, expires_at: i64, extra: Extra) -> Self {
         let used = extra.jkt.is_some() || !extra.kept.is_empty() || !extra.actors.is_empty();
         let extra = used.then(|| Box::new(extra));
-        // `sub` was checked to be a short header-safe string; a `sub` over 4 GiB cannot pass
-        // the 8 KiB token cap.
-        let subject_len = u32::try_from(subject.len()).unwrap_or(u32::MAX);
-        VerifiedToken { text: format!("{subject}{scope}").into_boxed_str(), subject_len, issuer: 0, extra, expires_at }
+        VerifiedToken { text: Text::new(subject, scope), extra, expires_at }
+    }
+
+    /// A token as [`verify`] would make it, for other modules' tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(subject: &str, scope: &str, expires_at: i64) -> Self {
+        VerifiedToken::new(subject, scope, expires_at, Extra::default())
     }
 
     /// The same token, recorded as verified by the `index`-th configured issuer.
     pub fn from_issuer(mut self, index: usize) -> Self {
-        self.issuer = u16::try_from(index).unwrap_or(u16::MAX);
+        self.text.set_issuer(u16::try_from(index).unwrap_or(u16::MAX));
         self
     }
 
     /// The index of the configured issuer that verified it.
     pub fn issuer_index(&self) -> usize {
-        usize::from(self.issuer)
+        usize::from(self.text.issuer())
     }
 
     pub fn subject(&self) -> &str {
-        &self.text[..self.subject_len as usize]
+        self.text.parts().0
     }
 
     /// The `scope` claim, space-delimited; empty when absent.
     pub fn scope(&self) -> &str {
-        &self.text[self.subject_len as usize..]
+        self.text.parts().1
     }
 
     pub fn has_scope(&self, wanted: &str) -> bool {

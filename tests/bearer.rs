@@ -6,7 +6,7 @@ mod support;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use support::*;
-use tollgate::dev::SigningKey;
+use tollgate::signing::SigningKey;
 
 fn b64_json(value: &Value) -> String {
     b64(value.to_string().as_bytes())

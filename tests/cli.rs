@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::*;
-use tollgate::dev::SigningKey;
+use tollgate::signing::SigningKey;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
 
@@ -63,7 +63,10 @@ async fn serve_answers_checks_and_stops_cleanly_on_sigterm() {
     let key = SigningKey::rsa("k1").unwrap();
     let issuer = MockIssuer::start(&[&key]).await;
     let port = free_port();
-    let text = format!("listen = \"127.0.0.1:{port}\"\n{}", config_text(&issuer.issuer(), "envoy", ""));
+    let text = format!(
+        "listen = \"127.0.0.1:{port}\"\n{}",
+        config_text(&issuer.issuer(), "envoy", "[shutdown]\ndrain_delay = 0\n")
+    );
     let (_dir, path) = write_config(&text);
     let mut child = ProcessGuard::new(
         "tollgate",

@@ -41,7 +41,7 @@
 //! 3. **Host**: it received exactly one `Host`, and that value, lower-cased, without its
 //!    port and without one trailing dot, equals `J.host`.
 //! 4. **Path**: the path of its request target (before `?` or `#`; the authority of an
-//!    absolute-form target dropped), normalized by `tollgate::gateway::normalize_path`
+//!    absolute-form target dropped), normalized by `tollgate::uri::normalize_path`
 //!    (unreserved escapes decoded, dot segments removed, `//` merged), is accepted by that
 //!    function (a target that is no path, CONNECT's authority or `*`, never is) and equals
 //!    `J.path`, or equals, ignoring ASCII case, `J.path` or `J.path` without a format
@@ -398,7 +398,7 @@ fn differences(arrived: &Arrived, judged: &Judged) -> Vec<String> {
         )),
         hosts => differences.push(format!("{} Host headers, judged {:?}", hosts.len(), short(&judged.host))),
     }
-    match tollgate::gateway::normalize_path(arrived.path()) {
+    match tollgate::uri::normalize_path(arrived.path()) {
         Ok(path) => {
             let readings = std::iter::once(judged.path.as_str()).chain(format_stems(&judged.path));
             if path != judged.path && !readings.into_iter().any(|p| p.eq_ignore_ascii_case(&path)) {

@@ -6,7 +6,7 @@ mod support;
 use axum::http::StatusCode;
 use serde_json::json;
 use support::*;
-use tollgate::dev::SigningKey;
+use tollgate::signing::SigningKey;
 
 const HTU: &str = "https://api.example.com/r";
 

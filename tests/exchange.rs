@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use support::*;
-use tollgate::dev::SigningKey;
+use tollgate::signing::SigningKey;
 
 const CLIENT_ID: &str = "tollgate-client";
 const SECRET: &str = "s3cr3t:with spaces&more";

@@ -29,8 +29,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tollgate::clock::{Clock, ManualClock, SystemClock};
 use tollgate::config::Config;
 use tollgate::decision::Checker;
-use tollgate::dev::SigningKey;
 use tollgate::issuer::Timings;
+use tollgate::signing::SigningKey;
 
 // ---------------------------------------------------------------------------------------
 // Scale, figures, measurements.
@@ -295,7 +295,8 @@ impl Rig {
         }
         let config = Config::load(&config_text(&issuer.issuer(), "envoy", &options.extra), &Default::default())
             .unwrap_or_else(|e| panic!("{e}"));
-        let checker = Checker::from_config(config, options.timings, Arc::new(SystemClock) as Arc<dyn Clock>);
+        let checker =
+            Checker::from_config(config, options.timings, Arc::new(SystemClock) as Arc<dyn Clock>).expect("checker");
         let mut tasks: Vec<_> = checker.issuers().iter().map(|i| tokio::spawn(i.clone().run())).collect();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -903,7 +904,7 @@ async fn router_app_with(
     let issuer = MockIssuer::start(&[&key]).await;
     let text = with_issuer_keys(&config_text(&issuer.issuer(), "envoy", extra), issuer_lines);
     let config = Config::load(&text, &Default::default()).unwrap_or_else(|e| panic!("{e}"));
-    let checker = Checker::from_config(config, fast_timings(), clock);
+    let checker = Checker::from_config(config, fast_timings(), clock).expect("checker");
     checker.issuer().refresh().await.expect("keys");
     (issuer, checker, key)
 }
@@ -1023,7 +1024,7 @@ async fn s8_valid_token_churn_keeps_the_cache_bounded_and_never_serves_expired()
             "algorithms = [\"ES256\"]",
         );
         let config = Config::load(&text, &Default::default()).unwrap_or_else(|e| panic!("{e}"));
-        let checker = Checker::from_config(config, fast_timings(), clock.clone() as Arc<dyn Clock>);
+        let checker = Checker::from_config(config, fast_timings(), clock.clone() as Arc<dyn Clock>).expect("checker");
         checker.issuer().refresh().await.expect("keys");
         (issuer, checker, key)
     };
@@ -1157,8 +1158,9 @@ impl Binary {
 /// (full: a cap of 100,000 and as many proofs as 60 s allow), and the store the checker
 /// uses (`MemoryStore`) flooded on a simulated clock for 60 s at the rate measured through
 /// the router (at least 10,000/s), then the clock moved past the window with a trickle of
-/// 100 proofs (inserts sweep; with no insert at all an idle store keeps its entries, see
-/// `ReplayStore::sweep`). `src/dpop/replay/tests.rs` holds the store's rules one by one.
+/// 100 proofs (inserts sweep; a store left with no insert at all is swept by its timer,
+/// `s9_a_replay_store_left_idle_is_emptied_by_its_timed_sweep`). `src/dpop/replay/tests.rs`
+/// holds the store's rules one by one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s9_replay_store_flood_stays_within_the_window_and_refuses_at_the_cap() {
     let _heavy = HEAVY.lock().await;
@@ -1256,6 +1258,110 @@ async fn s9_replay_store_flood_stays_within_the_window_and_refuses_at_the_cap() 
     assert_eq!(after_window, StatusCode::OK, "a new proof past the window on a full store");
     assert_eq!(over_window, 0, "entries held beyond the proofs of the window");
     assert!(held_after <= 200, "{held_after} entries held after the window passed");
+}
+
+/// **S9, idle after the flood.** A replay store flooded, then left without a single insert:
+/// back near 0 within the proof window and one sweep interval after the flood, by its own
+/// timed sweep (inserts sweep too, but an idle store has none). Entries live through their
+/// expiry are never swept early.
+///
+/// Scale-down: the proofs' window is 3 s instead of 330 s and the sweep interval 1 s instead
+/// of `SWEEP_EVERY` (30 s), on the system clock; 2 s of 100,000 proofs/s (full: 450,000/s,
+/// close to the default capacity). The store is the one the checker uses (`MemoryStore`),
+/// made inside the runtime as the checker makes it. RSS is this process's, run alone, and
+/// only reported: the allocator decides when freed tables leave it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s9_a_replay_store_left_idle_is_emptied_by_its_timed_sweep() {
+    use tollgate::dpop::replay::{DEFAULT_CAPACITY, MemoryStore};
+    let _heavy = HEAVY.lock().await;
+    if !alone("s9_a_replay_store_left_idle_is_emptied_by_its_timed_sweep").await {
+        return;
+    }
+    let (window, every) = (3i64, Duration::from_secs(1));
+    let per_second = pick(100_000u64, 450_000);
+    let store = Arc::new(MemoryStore::with_sweep_interval(DEFAULT_CAPACITY, every));
+    let rss_before = rss_kib(None);
+    let mut n = 0u64;
+    let mut expiries = (i64::MAX, i64::MIN);
+    let started = Instant::now();
+    // 2 s of proofs at `per_second`, in batches every 10 ms, each live for `window` s.
+    while started.elapsed() < secs(2.0) {
+        let due = (started.elapsed().as_secs_f64() * per_second as f64) as u64;
+        while n < due {
+            n += 1;
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &n.to_le_bytes());
+            let key = <[u8; 32]>::try_from(digest.as_ref()).expect("32 bytes");
+            let now = SystemClock.now();
+            store.insert(key, now + window, now).expect("room and new");
+            expiries = (expiries.0.min(now + window), expiries.1.max(now + window));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let held_at_peak = store.len();
+    let rss_peak = rss_kib(None);
+    // Still within the first proofs' window: nothing live was swept.
+    let early = SystemClock.now() <= expiries.0;
+    let held_early = store.len();
+    // Idle from here: watch the store empty, polling every 0.2 ms off the runtime. Each
+    // timed sweep shows as a burst of drops (a shard at a time); bursts are a tick apart.
+    let watched = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + secs((window + 10) as f64);
+            let (mut held, mut first_freed_wall) = (held_at_peak, None);
+            // (start, last drop, entries freed) of each burst.
+            let mut bursts: Vec<(Instant, Instant, usize)> = Vec::new();
+            while Instant::now() < deadline {
+                let now_held = store.len();
+                if now_held < held {
+                    let at = Instant::now();
+                    first_freed_wall.get_or_insert(SystemClock.now());
+                    match bursts.last_mut() {
+                        Some(burst) if at.duration_since(burst.1) < Duration::from_millis(100) => {
+                            burst.1 = at;
+                            burst.2 += held - now_held;
+                        }
+                        _ => bursts.push((at, at, held - now_held)),
+                    }
+                    held = now_held;
+                }
+                if held == 0 {
+                    return Some((first_freed_wall, bursts));
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            None
+        })
+    };
+    let outcome = watched.await.expect("watcher");
+    let emptied_wall = SystemClock.now();
+    let rss_after = rss_kib(None);
+    let (first_freed_wall, bursts) = outcome.unwrap_or_else(|| panic!("{} entries still held", store.len()));
+    let freed_wall = first_freed_wall.expect("a first sweep before empty");
+    let sweeps: Vec<String> =
+        bursts.iter().map(|(start, end, freed)| format!("{freed} in {:.1?}", end.duration_since(*start))).collect();
+    figures(
+        "s9-idle",
+        format_args!(
+            "{n} proofs in 2 s (window {window} s, timed sweep every {} s): {held_at_peak} held after the flood; timed sweeps freed [{}], a tick apart; first freed at wall second {freed_wall} (expiries {}..={}), empty at wall second {emptied_wall}, {:.1} s after the flood | RSS {rss_before} -> {rss_peak} -> {rss_after} KiB",
+            every.as_secs(),
+            sweeps.join(", "),
+            expiries.0,
+            expiries.1,
+            started.elapsed().as_secs_f64() - 2.0
+        ),
+    );
+    assert_eq!(held_at_peak as u64, n, "entries lost during the flood");
+    if early {
+        assert_eq!(held_early, held_at_peak, "live entries swept before their expiry");
+    }
+    assert!(freed_wall > expiries.0, "an entry swept at wall second {freed_wall}, live through {}", expiries.0);
+    // Back to 0 within the window and one sweep interval after the flood: the last entry is
+    // live through second `expiries.1`, the store tells the time under a second behind the
+    // inserts' clock (`MemoryStore`'s timed sweep), then the next tick; in CI a second of
+    // slack for a busy machine.
+    let bound = expiries.1 + 1 + 1 + every.as_secs() as i64 + if full() { 0 } else { 1 };
+    assert!(emptied_wall <= bound, "empty only at wall second {emptied_wall}, bound {bound}");
 }
 
 /// **S12, cache against expiry.** A token with `exp` = now + 2 s is cached at t0; a request

@@ -80,7 +80,7 @@ fn a_forwarded_prefix_with_a_query_or_fragment_is_refused() {
         assert_eq!(gateway::original_request(&proxy, &check), Err(Reason::BadForwardedHeader), "{prefix}");
     }
     for path in ["/api#", "/api#/x", "/a?b", "/?"] {
-        assert_eq!(gateway::normalize_path(path), Err(Reason::AmbiguousPath), "{path}");
+        assert_eq!(tollgate::uri::normalize_path(path), Err(Reason::AmbiguousPath), "{path}");
     }
 }
 
@@ -90,5 +90,5 @@ fn a_forwarded_prefix_with_a_query_or_fragment_is_refused() {
 /// target's property now names that refusal beside the ambiguous escapes.
 #[test]
 fn a_dot_segment_with_path_parameters_is_refused_where_rfc_3986_sees_a_name() {
-    assert_eq!(gateway::normalize_path("/.;Fa23b.."), Err(Reason::AmbiguousPath));
+    assert_eq!(tollgate::uri::normalize_path("/.;Fa23b.."), Err(Reason::AmbiguousPath));
 }

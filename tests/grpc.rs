@@ -38,7 +38,7 @@ use support::*;
 use tollgate::clock::{Clock, ManualClock};
 use tollgate::config::Config;
 use tollgate::decision::Checker;
-use tollgate::dev::SigningKey;
+use tollgate::signing::SigningKey;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -367,7 +367,7 @@ async fn a_peer_outside_the_trust_list_gets_permission_denied_and_no_decision() 
     let mut config = app.checker.config().clone();
     config.proxy.trusted = vec!["10.0.0.0/8".parse().unwrap()];
     let clock = Arc::new(ManualClock::new(app.now()));
-    let untrusting = Checker::from_config(config, fast_timings(), clock as Arc<dyn Clock>);
+    let untrusting = Checker::from_config(config, fast_timings(), clock as Arc<dyn Clock>).expect("checker");
     untrusting.issuer().refresh().await.unwrap();
     let other = Door::start(untrusting.clone()).await;
     let token = app.token().sign();
@@ -467,7 +467,8 @@ async fn health_is_serving_once_keys_are_loaded() {
     // Without keys: NOT_SERVING, and checks answer 503 UNAVAILABLE as /auth does.
     let clock = Arc::new(ManualClock::new(app.now()));
     let config: Config = app.checker.config().clone();
-    let keyless = Door::start(Checker::from_config(config, fast_timings(), clock as Arc<dyn Clock>)).await;
+    let keyless =
+        Door::start(Checker::from_config(config, fast_timings(), clock as Arc<dyn Clock>).expect("checker")).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(ask(keyless.addr, tollgate::grpc::SERVICE_NAME).await, ServingStatus::NotServing as i32);
     let response = keyless.check(Input::new("GET", "/orders").bearer(&app.token().sign()).grpc(false)).await.unwrap();
@@ -487,7 +488,7 @@ async fn serve_answers_check_on_the_grpc_listener_and_stops_on_sigterm() {
     let (http, grpc) = (free_port(), free_port());
     let text = format!(
         "listen = \"127.0.0.1:{http}\"\n[grpc]\nlisten = \"127.0.0.1:{grpc}\"\n{}",
-        config_text(&issuer.issuer(), "envoy", "")
+        config_text(&issuer.issuer(), "envoy", "[shutdown]\ndrain_delay = 0\n")
     );
     let dir = TempDir::new("grpc");
     let path = dir.path().join("tollgate.toml");

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::*;
-use tollgate::dev::SigningKey;
+use tollgate::signing::SigningKey;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/image.sh");
 /// Where the image's CMD and HEALTHCHECK read the config.

@@ -12,7 +12,7 @@ use support::*;
 use tollgate::clock::{Clock, ManualClock};
 use tollgate::config::Config;
 use tollgate::decision::Checker;
-use tollgate::dev::SigningKey;
+use tollgate::signing::SigningKey;
 
 #[tokio::test]
 async fn a_new_key_is_fetched_once_when_a_token_names_it() {
@@ -95,7 +95,8 @@ async fn a_fetch_failure_names_its_cause_and_the_url_once() {
     let url = format!("http://{}/", closed.local_addr().unwrap());
     drop(closed);
     let config = Config::load(&config_text(&url, "envoy", ""), &Default::default()).unwrap();
-    let checker = Checker::from_config(config, fast_timings(), Arc::new(ManualClock::new(now())) as Arc<dyn Clock>);
+    let checker = Checker::from_config(config, fast_timings(), Arc::new(ManualClock::new(now())) as Arc<dyn Clock>)
+        .expect("checker");
     let error = checker.issuer().refresh().await.unwrap_err().to_string();
     assert!(error.contains("cannot connect: Connection refused"), "{error}");
     assert_eq!(error.matches(&url).count(), 1, "{error}");
@@ -143,7 +144,8 @@ async fn a_discovery_document_for_another_issuer_is_refused() {
     let issuer = MockIssuer::start(&[&key]).await;
     issuer.set_discovery_issuer("https://other.example/");
     let config = Config::load(&config_text(&issuer.issuer(), "envoy", ""), &Default::default()).unwrap();
-    let checker = Checker::from_config(config, fast_timings(), Arc::new(ManualClock::new(now())) as Arc<dyn Clock>);
+    let checker = Checker::from_config(config, fast_timings(), Arc::new(ManualClock::new(now())) as Arc<dyn Clock>)
+        .expect("checker");
     let error = checker.issuer().refresh().await.unwrap_err();
     assert!(error.to_string().contains("https://other.example/"), "{error}");
     assert!(checker.issuer().keys().is_none());
@@ -154,7 +156,7 @@ async fn a_discovery_document_for_another_issuer_is_refused() {
 async fn cold_app(issuer: &MockIssuer, key: SigningKey) -> TestApp {
     let config = Config::load(&config_text(&issuer.issuer(), "envoy", ""), &Default::default()).unwrap();
     let clock = Arc::new(ManualClock::new(now()));
-    let checker = Checker::from_config(config, fast_timings(), clock.clone() as Arc<dyn Clock>);
+    let checker = Checker::from_config(config, fast_timings(), clock.clone() as Arc<dyn Clock>).expect("checker");
     TestApp { issuer: issuer.clone(), key, checker, clock, peer: "127.0.0.1:40000".parse().unwrap() }
 }
 

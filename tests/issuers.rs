@@ -12,7 +12,7 @@ use support::*;
 use tollgate::clock::{Clock, ManualClock};
 use tollgate::config::Config;
 use tollgate::decision::Checker;
-use tollgate::dev::SigningKey;
+use tollgate::signing::SigningKey;
 
 const PARTNER_AUDIENCE: &str = "https://partners-api.example.com";
 
@@ -52,7 +52,7 @@ issuers = ["{b}"]
     );
     let config = Config::load(&text, &Default::default()).unwrap_or_else(|e| panic!("{e}"));
     let clock = Arc::new(ManualClock::new(now()));
-    let checker = Checker::from_config(config, fast_timings(), clock.clone() as Arc<dyn Clock>);
+    let checker = Checker::from_config(config, fast_timings(), clock.clone() as Arc<dyn Clock>).expect("checker");
     for issuer in checker.issuers() {
         let _ = issuer.refresh().await;
     }

@@ -12,7 +12,7 @@ use e2e::gateways::nginx::{self, Nginx};
 use e2e::{DPOP, Options, Reply, Stack, received};
 use serde_json::{Value, json};
 use support::JwksMode;
-use tollgate::dev::SigningKey;
+use tollgate::signing::SigningKey;
 
 async fn stack() -> Stack {
     Stack::start(&Nginx::new(), Options::default()).await

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use support::redis_server::*;
 use support::*;
-use tollgate::dev::SigningKey;
 use tollgate::dpop::replay::{DEFAULT_CAPACITY, REDIS_KEY_PREFIX, ReplayStore};
 use tollgate::refusal::Reason;
+use tollgate::signing::SigningKey;
 
 /// Proofs sent to one replica and replayed to the other: scenario S10's 1,000 (about 3 s).
 const REPLAYED_PROOFS: usize = 1000;

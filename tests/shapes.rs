@@ -7,7 +7,7 @@ mod support;
 use axum::http::StatusCode;
 use serde_json::json;
 use support::*;
-use tollgate::dev::SigningKey;
+use tollgate::signing::SigningKey;
 
 const ROUTES: &str = "[[routes]]\npath_prefix = \"/public\"\npublic = true\n[[routes]]\npath_prefix = \"/admin\"\nscopes = [\"write:admin\"]\n";
 

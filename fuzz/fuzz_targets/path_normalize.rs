@@ -1,4 +1,4 @@
-//! Path normalization (`tollgate::gateway::normalize_path`), and differentially against
+//! Path normalization (`tollgate::uri::normalize_path`), and differentially against
 //! a second RFC 3986 implementation (fluent-uri).
 //!
 //! Asserted: no panic, and for an accepted path `p`:
@@ -15,7 +15,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tollgate::gateway::normalize_path;
+use tollgate::uri::normalize_path;
 use tollgate_fuzz::rfc3986_path;
 
 fuzz_target!(|data: &[u8]| {

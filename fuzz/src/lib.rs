@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use tollgate::config::IssuerConfig;
-use tollgate::dev::SigningKey;
+use tollgate::signing::SigningKey;
 use tollgate::dpop::proof::ProofSettings;
 use tollgate::gateway::OriginalRequest;
 use tollgate::issuer::KeySet;
@@ -183,7 +183,7 @@ pub fn rfc3986_path(path: &str) -> Option<String> {
 /// an IPv6 literal, which it writes in RFC 5952 form).
 pub fn check_original_request(request: &OriginalRequest) {
     let path = request.path();
-    assert_eq!(tollgate::gateway::normalize_path(path).as_deref(), Ok(path), "path {path:?} is not normalized");
+    assert_eq!(tollgate::uri::normalize_path(path).as_deref(), Ok(path), "path {path:?} is not normalized");
     let token =
         |m: &str| !m.is_empty() && m.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     assert!(token(request.method()), "method {:?}", request.method());
@@ -194,11 +194,11 @@ pub fn check_original_request(request: &OriginalRequest) {
     }
     assert!(matches!(request.scheme(), "http" | "https"));
     if let Some(host) = request.host() {
-        assert_eq!(tollgate::gateway::routed_host(host), Some(host), "routed host {host:?}");
+        assert_eq!(tollgate::uri::routed_host(host), Some(host), "routed host {host:?}");
         assert_eq!(host, host.to_ascii_lowercase());
     }
     let Some(origin) = request.origin() else { return };
-    assert_eq!(tollgate::gateway::parse_origin(&origin).as_deref(), Some(origin.as_str()), "origin {origin:?}");
+    assert_eq!(tollgate::uri::parse_origin(&origin).as_deref(), Some(origin.as_str()), "origin {origin:?}");
     let url = format!("{origin}{path}");
     if let Some(expected) = tollgate::dpop::htu::normalize(&url) {
         // The htu form writes an IPv6 literal in its RFC 5952 form; routing keeps it as sent.

@@ -18,6 +18,10 @@ use super::Problems;
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(secret: String) -> Self {
+        Secret(secret)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -240,11 +244,11 @@ impl RawClient {
 }
 
 /// The key of a `private_key_jwt` client: RSA for RS256 and PS256, P-256 for ES256.
-pub fn signing_key(pem: &str, algorithm: &str) -> Result<crate::dev::SigningKey, crate::dev::SignError> {
+pub fn signing_key(pem: &str, algorithm: &str) -> Result<crate::signing::SigningKey, crate::signing::SignError> {
     if algorithm == "ES256" {
-        crate::dev::SigningKey::p256_from_pem("client", pem)
+        crate::signing::SigningKey::p256_from_pem("client", pem)
     } else {
-        crate::dev::SigningKey::rsa_from_pem("client", pem)
+        crate::signing::SigningKey::rsa_from_pem("client", pem)
     }
 }
 

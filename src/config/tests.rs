@@ -415,3 +415,32 @@ fn describe_names_every_setting_and_no_secret() {
     }
     assert!(!out.contains("hunter2"), "{out}");
 }
+
+#[test]
+fn shutdown_defaults_give_endpoints_time_to_update_and_bound_the_exit() {
+    let c = Config::load(MINIMAL, &HashMap::new()).unwrap();
+    assert_eq!(c.shutdown.drain_delay, std::time::Duration::from_secs(5));
+    assert_eq!(c.shutdown.drain_timeout, std::time::Duration::from_secs(10));
+    assert!(
+        describe(&c).contains("shutdown          drain_delay 5 s, drain_timeout 10 s (exit within 15 s of SIGTERM)")
+    );
+}
+
+#[test]
+fn shutdown_waits_come_from_the_file_and_the_environment() {
+    let text = format!("{MINIMAL}[shutdown]\ndrain_delay = 0\ndrain_timeout = 30\n");
+    let c = Config::load(&text, &HashMap::new()).unwrap();
+    assert_eq!((c.shutdown.drain_delay.as_secs(), c.shutdown.drain_timeout.as_secs()), (0, 30));
+    let vars = [("TOLLGATE_SHUTDOWN__DRAIN_DELAY", "2"), ("TOLLGATE_SHUTDOWN__DRAIN_TIMEOUT", "3")];
+    let c = Config::load(&text, &env(&vars)).unwrap();
+    assert_eq!((c.shutdown.drain_delay.as_secs(), c.shutdown.drain_timeout.as_secs()), (2, 3));
+}
+
+#[test]
+fn shutdown_waits_out_of_range_are_refused_naming_their_key() {
+    let text = format!("{MINIMAL}[shutdown]\ndrain_delay = -1\ndrain_timeout = 3601\n");
+    assert_eq!(keys(&text, &[]), vec!["shutdown.drain_delay", "shutdown.drain_timeout"]);
+    let text = format!("{MINIMAL}[shutdown]\ndrain_delay = \"5s\"\ngrace = 1\n");
+    assert_eq!(keys(&text, &[]), vec!["shutdown.drain_delay", "shutdown.grace"]);
+    assert_eq!(keys(MINIMAL, &[("TOLLGATE_SHUTDOWN__DRAIN_TIMEOUT", "ten")]), vec!["TOLLGATE_SHUTDOWN__DRAIN_TIMEOUT"]);
+}

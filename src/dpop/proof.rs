@@ -381,31 +381,10 @@ pub fn verify_es256(x: &[u8; 32], y: &[u8; 32], message: &[u8], sig: &[u8]) -> b
             .is_ok()
 }
 
-/// The RFC 7638 JWK thumbprint: base64url SHA-256 of the required members in
-/// lexicographic order, no whitespace (§3.2–3.3). Other members (`kid`, `alg`, `use`)
-/// do not count. Each required member must be a string; keys of an unknown `kty` have
-/// no thumbprint here.
+/// The RFC 7638 JWK thumbprint of a proof's key ([`jws::thumbprint`]); a key without one
+/// is a bad proof key.
 pub fn thumbprint(jwk: &Map<String, Value>) -> Result<String, Reason> {
-    let required: &[&str] = match jwk.get("kty").and_then(Value::as_str) {
-        Some("EC") => &["crv", "kty", "x", "y"],
-        Some("OKP") => &["crv", "kty", "x"],
-        Some("RSA") => &["e", "kty", "n"],
-        Some("oct") => &["k", "kty"],
-        _ => return Err(Reason::BadProofKey),
-    };
-    let mut canonical = String::from("{");
-    for (i, name) in required.iter().enumerate() {
-        let value = string_member(jwk, name)?;
-        if i > 0 {
-            canonical.push(',');
-        }
-        // serde_json writes a JSON string with the minimal escaping RFC 7638 §3.3 asks for.
-        canonical.push_str(&Value::from(*name).to_string());
-        canonical.push(':');
-        canonical.push_str(&Value::from(value).to_string());
-    }
-    canonical.push('}');
-    Ok(jws::encode(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref()))
+    jws::thumbprint(jwk).ok_or(Reason::BadProofKey)
 }
 
 #[cfg(test)]

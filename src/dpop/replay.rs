@@ -10,7 +10,8 @@
 //!
 //! - `"memory"`, [`MemoryStore`]: in this process only, right for a single replica. It never
 //!   evicts a live entry: a full store refuses (503, [`Reason::ReplayStoreFull`]) rather than
-//!   forget a proof that could then be replayed.
+//!   forget a proof that could then be replayed. Expired entries are dropped by inserts and,
+//!   so that an idle store gives its memory back, by a sweep every [`SWEEP_EVERY`].
 //! - `redis://HOST:PORT/DB`, [`RedisStore`]: shared by every replica. Behind one gateway a
 //!   client's requests are spread over the replicas, and §11.1 asks that a proof be accepted
 //!   once per resource server, not once per process: with per-process stores a proof replayed
@@ -33,25 +34,34 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use crate::clock::{Clock, SystemClock};
 use crate::refusal::Reason;
 
-/// Default capacity of [`MemoryStore`]: one million live proofs. A bucket is a 32-byte key,
-/// an 8-byte expiry and one control byte, 41 B; hashbrown keeps its power-of-two bucket
-/// count between 7/16 and 7/8 full, so a live entry costs 47–94 B, and a full store
-/// takes 2^21 buckets, about 86 MB.
-pub const DEFAULT_CAPACITY: usize = 1_000_000;
+/// Default capacity of [`MemoryStore`] (`dpop.replay_capacity`).
+pub use crate::config::DEFAULT_REPLAY_CAPACITY as DEFAULT_CAPACITY;
+use crate::config::redis_client;
 
 /// A store is swept (expired entries dropped) at the latest after this many inserts, or
 /// after as many inserts as it holds entries, whichever is larger: O(1) amortized.
 const MIN_SWEEP_INTERVAL: usize = 1024;
 
+/// How often a [`MemoryStore`] made inside a Tokio runtime sweeps itself, inserts or not:
+/// without it, a store left idle after a flood would hold its entries (up to its capacity,
+/// tens of MB) until the next inserts. A tenth of the default proof window (330 s), so an
+/// idle store is back near empty at most 31 s after its last entry expired (see
+/// `Core::timed_now`); a tick that finds nothing expired costs a few atomic loads and two
+/// clock reads.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
 /// Where replay keys live.
 #[derive(Debug)]
+// One per process, behind an `Arc`: the size of the Redis variant is of no account.
+#[allow(clippy::large_enum_variant)]
 pub enum ReplayStore {
     /// In this process only: right for a single replica.
     Memory(MemoryStore),
@@ -88,7 +98,7 @@ impl ReplayStore {
 
 impl ReplayStore {
     /// Entries held by the in-memory store (expired ones not yet swept included); `None`
-    /// for Redis, which expires its keys itself.
+    /// for Redis, which expires its keys itself. Exported as `tollgate_replay_store_entries`.
     pub fn entries(&self) -> Option<usize> {
         match self {
             ReplayStore::Memory(store) => Some(store.len()),
@@ -96,27 +106,13 @@ impl ReplayStore {
         }
     }
 
-    /// Drops the in-memory store's expired entries now. Inserts sweep lazily, so a store
-    /// left idle after a flood keeps its entries (at most its capacity) until the next
-    /// inserts; a periodic call gives that memory back without them. Nothing for Redis.
+    /// Drops the in-memory store's expired entries now (inserts and the store's own timer,
+    /// [`SWEEP_EVERY`], do so by themselves). Nothing for Redis.
     pub fn sweep(&self, now: i64) {
         if let ReplayStore::Memory(store) = self {
             store.sweep(now);
         }
     }
-}
-
-/// Whether `url` can be used as a Redis replay store by this build: `Err` with the reason
-/// if not (e.g. `rediss://` without TLS support, or a database that is not a number).
-pub fn check_redis_url(url: &str) -> Result<(), String> {
-    redis_client(url).map(drop)
-}
-
-fn redis_client(url: &str) -> Result<redis::Client, String> {
-    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-        return Err("not a redis:// or rediss:// URL".into());
-    }
-    redis::Client::open(url).map_err(|e| e.to_string())
 }
 
 /// The bound on one insert into Redis, waiting for a connection included: a slow or hung
@@ -373,10 +369,23 @@ fn redact(url: &str) -> String {
 /// whichever is larger (O(1) amortized), and when full, before it refuses; only when some
 /// entry has expired.
 ///
+/// Inserts alone would leave an idle store at its peak: a store made inside a Tokio runtime
+/// also sweeps itself every [`SWEEP_EVERY`]. That task holds only a [`Weak`] reference, so it
+/// never keeps the store alive, and it is aborted when the store is dropped (a config
+/// reload that replaces the store ends its task too). Each of its sweeps runs on Tokio's
+/// blocking pool, one shard lock at a time like any other: sweeping a full store takes
+/// milliseconds, which on a runtime worker would delay every check queued behind it.
+///
 /// The semantics are those of one map: a key is accepted once until its expiry, the
 /// capacity bounds the entries of the whole store, and a full store refuses rather than
 /// evict.
 pub struct MemoryStore {
+    core: Arc<Core>,
+    /// The timed sweep, when the store was made inside a Tokio runtime.
+    sweeper: Option<tokio::task::AbortHandle>,
+}
+
+struct Core {
     capacity: usize,
     shards: Box<[Shard]>,
     /// Entries held in every shard, expired ones not yet swept included; never above
@@ -387,8 +396,14 @@ pub struct MemoryStore {
     inserts_since_sweep: AtomicUsize,
     /// Entries the last sweep left: the next sweep is due after as many new inserts.
     len_after_sweep: AtomicUsize,
-    /// Held by the one insert sweeping the store, shard after shard.
-    sweeper: Mutex<()>,
+    /// Held by the one sweep going through the store, shard after shard.
+    sweeping: Mutex<()>,
+    /// The store has no clock: inserts bring the checker's `now`. The latest they brought
+    /// (`i64::MIN` before any), and when it was first brought, in milliseconds since `born`
+    /// on Tokio's monotonic clock, let a timed sweep tell the time ([`Core::timed_now`]).
+    latest_now: AtomicI64,
+    latest_at_ms: AtomicU64,
+    born: tokio::time::Instant,
 }
 
 /// How many shards a [`MemoryStore`] has: enough that one shard of a full default store
@@ -409,13 +424,22 @@ struct Inner {
 /// Capacity and size only: the keys are of no use in a log, and there may be a million.
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryStore").field("capacity", &self.capacity).field("len", &self.len()).finish()
+        f.debug_struct("MemoryStore").field("capacity", &self.capacity()).field("len", &self.len()).finish()
     }
 }
 
 impl Default for MemoryStore {
     fn default() -> Self {
         MemoryStore::new(DEFAULT_CAPACITY)
+    }
+}
+
+/// The timed sweep ends with its store.
+impl Drop for MemoryStore {
+    fn drop(&mut self) {
+        if let Some(sweeper) = &self.sweeper {
+            sweeper.abort();
+        }
     }
 }
 
@@ -427,29 +451,26 @@ enum Attempt {
 }
 
 impl MemoryStore {
-    /// A store holding at most `capacity` live entries (memory grows with use, not upfront).
+    /// A store holding at most `capacity` live entries (memory grows with use, not upfront),
+    /// swept every [`SWEEP_EVERY`] when made inside a Tokio runtime.
     pub fn new(capacity: usize) -> Self {
-        let shards = (0..SHARDS)
-            .map(|_| Shard(Mutex::new(Inner { entries: HashMap::new(), earliest_expiry: i64::MAX })))
-            .collect();
-        MemoryStore {
-            capacity,
-            shards,
-            held: AtomicUsize::new(0),
-            earliest_expiry: AtomicI64::new(i64::MAX),
-            inserts_since_sweep: AtomicUsize::new(0),
-            len_after_sweep: AtomicUsize::new(0),
-            sweeper: Mutex::new(()),
-        }
+        MemoryStore::with_sweep_interval(capacity, SWEEP_EVERY)
+    }
+
+    /// [`MemoryStore::new`] with the timed sweep every `every` instead (tests, tools).
+    pub fn with_sweep_interval(capacity: usize, every: Duration) -> Self {
+        let core = Arc::new(Core::new(capacity));
+        let sweeper = spawn_sweeper(&core, every);
+        MemoryStore { core, sweeper }
     }
 
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.core.capacity
     }
 
     /// Entries held, including expired ones not yet swept.
     pub fn len(&self) -> usize {
-        self.held.load(Ordering::Acquire)
+        self.core.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -458,6 +479,94 @@ impl MemoryStore {
 
     /// Records `key` until `expires_at` (inclusive); see [`ReplayStore::insert`].
     pub fn insert(&self, key: [u8; 32], expires_at: i64, now: i64) -> Result<(), Reason> {
+        self.core.insert(key, expires_at, now)
+    }
+
+    /// Drops every expired entry now (normally done by inserts and the timed sweep).
+    pub fn sweep(&self, now: i64) {
+        self.core.sweep(now);
+    }
+}
+
+/// Starts the timed sweep of `core` if a Tokio runtime is at hand: every `every`, when the
+/// store's estimate of the time ([`Core::timed_now`]) is past its earliest expiry, one sweep
+/// on the blocking pool. The task holds `core` only while it sweeps, and ends at the first
+/// tick after `core` is gone (if it was not aborted first).
+fn spawn_sweeper(core: &Arc<Core>, every: Duration) -> Option<tokio::task::AbortHandle> {
+    let runtime = tokio::runtime::Handle::try_current().ok()?;
+    let store: Weak<Core> = Arc::downgrade(core);
+    let every = every.max(Duration::from_millis(1));
+    let task = runtime.spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let Some(core) = store.upgrade() else { return };
+            let Some(now) = core.timed_now() else { continue };
+            if core.earliest_expiry.load(Ordering::Acquire) >= now {
+                continue;
+            }
+            // An error is a sweep that panicked (no shard is left half-updated, see `lock`)
+            // or a runtime shutting down: either way, nothing to do but try at the next tick.
+            let _ = tokio::task::spawn_blocking(move || core.sweep(now)).await;
+        }
+    });
+    Some(task.abort_handle())
+}
+
+impl Core {
+    fn new(capacity: usize) -> Self {
+        let shards = (0..SHARDS)
+            .map(|_| Shard(Mutex::new(Inner { entries: HashMap::new(), earliest_expiry: i64::MAX })))
+            .collect();
+        Core {
+            capacity,
+            shards,
+            held: AtomicUsize::new(0),
+            earliest_expiry: AtomicI64::new(i64::MAX),
+            inserts_since_sweep: AtomicUsize::new(0),
+            len_after_sweep: AtomicUsize::new(0),
+            sweeping: Mutex::new(()),
+            latest_now: AtomicI64::new(i64::MIN),
+            latest_at_ms: AtomicU64::new(0),
+            born: tokio::time::Instant::now(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.held.load(Ordering::Acquire)
+    }
+
+    /// Records that it is `now` (an insert's clock): once per second, not per insert.
+    fn note_now(&self, now: i64) {
+        if now > self.latest_now.load(Ordering::Acquire) {
+            // The instant first, then the second it belongs to: a reader that sees this
+            // `now` sees this instant or a later one, so its estimate can only come out low.
+            let since_born = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.latest_at_ms.store(since_born, Ordering::Release);
+            self.latest_now.fetch_max(now, Ordering::AcqRel);
+        }
+    }
+
+    /// The `now` of a timed sweep: the latest `now` an insert brought, plus the whole
+    /// seconds elapsed since on the monotonic clock, and never past the system clock; `None`
+    /// before the first insert. With the checker on the system clock (in service) this is at
+    /// most the checker's `now`, so a timed sweep never drops an entry the checker still
+    /// counts as live, even across a wall-clock step backwards. (A test clock that stands
+    /// still while real time passes is, to this estimate, a clock that runs.)
+    fn timed_now(&self) -> Option<i64> {
+        let latest = self.latest_now.load(Ordering::Acquire);
+        if latest == i64::MIN {
+            return None;
+        }
+        let at = self.born + Duration::from_millis(self.latest_at_ms.load(Ordering::Acquire));
+        let elapsed = tokio::time::Instant::now().saturating_duration_since(at).as_secs();
+        let estimate = latest.saturating_add(i64::try_from(elapsed).unwrap_or(i64::MAX));
+        Some(estimate.min(SystemClock.now()))
+    }
+
+    fn insert(&self, key: [u8; 32], expires_at: i64, now: i64) -> Result<(), Reason> {
+        self.note_now(now);
         let outcome = match self.attempt(key, expires_at, now) {
             Attempt::Done(outcome) => outcome,
             Attempt::Full => {
@@ -529,9 +638,9 @@ impl MemoryStore {
     }
 
     /// Sweeps every shard that holds an expired entry, one shard's lock at a time, unless
-    /// another insert is doing so already.
+    /// another sweep is under way.
     fn sweep_when_due(&self, now: i64) {
-        let _alone = match self.sweeper.try_lock() {
+        let _alone = match self.sweeping.try_lock() {
             Ok(guard) => guard,
             Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return,
@@ -539,9 +648,9 @@ impl MemoryStore {
         self.sweep_shards(now);
     }
 
-    /// Drops every expired entry now (normally done lazily by [`MemoryStore::insert`]).
-    pub fn sweep(&self, now: i64) {
-        let _alone = self.sweeper.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    /// Drops every expired entry now, after any sweep under way.
+    fn sweep(&self, now: i64) {
+        let _alone = self.sweeping.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.sweep_shards(now);
     }
 

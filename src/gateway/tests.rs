@@ -1,4 +1,5 @@
 use super::*;
+use crate::uri::parse_origin;
 use http::HeaderValue;
 
 fn proxy(gateway: Gateway) -> ProxyConfig {

@@ -12,19 +12,17 @@
 //! - An unknown `kid` may trigger one refetch at most every 30 s, so a flood of bogus
 //!   `kid`s cannot hammer the issuer; callers inside the cooldown are answered at once.
 
-pub mod jwks;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use serde_json::Value;
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::config::IssuerConfig;
+pub use crate::jwks::{IssuerKey, KeySet};
 use crate::metrics::Metrics;
 use crate::token_cache::TokenCache;
-pub use jwks::{IssuerKey, KeySet};
 
 /// Fetch and refresh timings; the defaults are those of the contract.
 #[derive(Debug, Clone)]
@@ -70,7 +68,7 @@ pub enum FetchError {
     #[error("jwks_uri {0:?} is not https (only an http issuer may use an http jwks_uri)")]
     InsecureJwksUri(String),
     #[error("JWKS at {url}: {error}")]
-    Jwks { url: String, error: jwks::JwksError },
+    Jwks { url: String, error: crate::jwks::JwksError },
 }
 
 /// The result of the last fetch, shared by callers that waited on it.
@@ -92,19 +90,22 @@ pub struct Issuer {
     token_endpoint: ArcSwapOption<String>,
     fetch: AsyncMutex<FetchState>,
     last_unknown_kid_refetch: Mutex<Option<Instant>>,
-    cache: Arc<TokenCache>,
+    /// The verified-token cache to clear when a key leaves the set: the checker's, which a
+    /// reload may replace while this issuer stays.
+    cache: ArcSwap<TokenCache>,
     metrics: Arc<Metrics>,
 }
 
 impl Issuer {
-    pub fn new(config: IssuerConfig, timings: Timings, cache: Arc<TokenCache>, metrics: Arc<Metrics>) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timings.fetch_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
-        Issuer {
+    /// Fails only when no HTTP client can be built (the TLS backend did not start).
+    pub fn new(
+        config: IssuerConfig,
+        timings: Timings,
+        cache: Arc<TokenCache>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, reqwest::Error> {
+        let http = http_client(timings.fetch_timeout)?;
+        Ok(Issuer {
             config,
             timings,
             http,
@@ -113,9 +114,38 @@ impl Issuer {
             loaded_at: Mutex::new(None),
             fetch: AsyncMutex::new(FetchState { jwks_uri: None, finished: None, last: Ok(Duration::ZERO) }),
             last_unknown_kid_refetch: Mutex::new(None),
-            cache,
+            cache: ArcSwap::new(cache),
             metrics,
+        })
+    }
+
+    /// The same issuer under new settings (audiences, algorithms, leeway, required
+    /// claims), for a reload: it starts with this one's keys, key age, discovery results
+    /// and metrics, so no check waits for a fetch.
+    pub fn succeed(&self, config: IssuerConfig, cache: Arc<TokenCache>) -> Self {
+        let successor = Issuer {
+            config,
+            timings: self.timings.clone(),
+            http: self.http.clone(),
+            keys: ArcSwapOption::empty(),
+            token_endpoint: ArcSwapOption::empty(),
+            loaded_at: Mutex::new(None),
+            fetch: AsyncMutex::new(FetchState { jwks_uri: None, finished: None, last: Ok(Duration::ZERO) }),
+            last_unknown_kid_refetch: Mutex::new(None),
+            cache: ArcSwap::new(cache),
+            metrics: self.metrics.clone(),
+        };
+        successor.keys.store(self.keys.load_full());
+        successor.token_endpoint.store(self.token_endpoint.load_full());
+        if let (Ok(mut to), Ok(from)) = (successor.loaded_at.lock(), self.loaded_at.lock()) {
+            *to = *from;
         }
+        successor
+    }
+
+    /// Clear `cache` from now on when a key leaves the set.
+    pub fn use_cache(&self, cache: Arc<TokenCache>) {
+        self.cache.store(cache);
     }
 
     pub fn config(&self) -> &IssuerConfig {
@@ -136,9 +166,16 @@ impl Issuer {
     /// Keeps the keys fresh forever: first load with backoff, then refresh per max-age.
     pub async fn run(self: Arc<Self>) {
         let mut backoff = self.timings.retry_min;
-        let mut healthy = false;
+        let mut healthy = self.keys().is_some();
+        // Keys fetched before the loop started (a reload fetches a new issuer's keys
+        // before it swaps the config in) stay for their max-age; otherwise fetch now.
+        let mut wait = match (healthy, &self.fetch.lock().await.last) {
+            (true, Ok(max_age)) => *max_age,
+            _ => Duration::ZERO,
+        };
         loop {
-            let wait = match self.refresh().await {
+            tokio::time::sleep(wait).await;
+            wait = match self.refresh().await {
                 Ok(max_age) => {
                     // The first load and each recovery are logged; quiet refreshes are not.
                     if !healthy {
@@ -157,7 +194,6 @@ impl Issuer {
                     wait
                 }
             };
-            tokio::time::sleep(wait).await;
         }
     }
 
@@ -241,7 +277,7 @@ impl Issuer {
         self.metrics.issuer_keys.with_label_values(&[self.config.issuer.as_str()]).set(keys.len() as i64);
         if previous.as_ref().is_some_and(|old| old.loses_keys_in(&keys)) {
             // A key left the set (rotation or compromise): tokens it signed must be re-verified.
-            self.cache.clear();
+            self.cache.load().clear();
             tracing::info!(issuer = %self.config.issuer, "a signing key was removed; verified-token cache cleared");
         }
         self.keys.store(Some(Arc::new(keys)));
@@ -308,6 +344,16 @@ impl Issuer {
             Some(seconds) => Duration::from_secs(seconds).clamp(self.timings.min_refresh, self.timings.max_refresh),
         }
     }
+}
+
+/// An HTTP client for an issuer's endpoints: `timeout` per request, no redirect followed,
+/// tollgate's user agent. Fails only when the TLS backend cannot start.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 /// What went wrong with a request, without its URL (reqwest's own message repeats it):

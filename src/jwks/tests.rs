@@ -1,5 +1,5 @@
 use super::*;
-use crate::dev::SigningKey;
+use crate::signing::SigningKey;
 use serde_json::json;
 
 fn parse(keys: Vec<Value>) -> Result<(KeySet, Vec<Skipped>), JwksError> {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::dev::SigningKey;
+use crate::signing::SigningKey;
 use serde_json::json;
 
 const ISS: &str = "https://issuer.example/";
@@ -160,4 +160,50 @@ fn random_corruptions_of_a_valid_token_are_refused_without_panicking() {
             assert!(verify(&corrupted, &keys, &config(), NOW).is_err(), "{corrupted}");
         }
     }
+}
+
+// --- The cached form: small, and the same answers whichever way the text is stored ---
+
+#[test]
+fn a_verified_token_fills_one_64_byte_malloc_chunk_with_its_arc() {
+    // An `Arc<VerifiedToken>` is 16 bytes of counts and the token: 56 bytes, the usable size
+    // of glibc's 64-byte chunk. One byte more and every cached token takes 80.
+    assert_eq!(std::mem::size_of::<Text>(), 24);
+    assert_eq!(std::mem::size_of::<VerifiedToken>(), 40);
+}
+
+#[test]
+fn subject_scope_and_issuer_read_back_inline_and_boxed_alike() {
+    let cases = [
+        ("user1", "read"),
+        ("", ""),
+        ("u", ""),
+        ("exactly-19-bytes-ok", ""),
+        ("exactly-9", "read xyz1"),
+        ("twenty-bytes-subject", ""),
+        ("f81d4fae-7dec-11d0-a765-00a0c91e6bf6", "openid profile email"),
+        ("é-ü-€", "read:é"),
+    ];
+    for (subject, scope) in cases {
+        for issuer in [0usize, 3, 65_535] {
+            let token = VerifiedToken::new(subject, scope, NOW, Extra::default()).from_issuer(issuer);
+            assert_eq!((token.subject(), token.scope(), token.issuer_index()), (subject, scope, issuer));
+            let inline = matches!(token.text, Text::Inline { .. });
+            assert_eq!(inline, subject.len() + scope.len() <= INLINE, "{subject:?} {scope:?}");
+            assert_eq!(token.clone(), token);
+        }
+    }
+    let token = VerifiedToken::new("user1", "read write", NOW, Extra::default());
+    assert!(token.has_scope("write") && !token.has_scope("read write"));
+    assert_ne!(token, VerifiedToken::new("user1", "read writ", NOW, Extra::default()));
+}
+
+#[test]
+fn debug_output_shows_what_the_token_says() {
+    let token = VerifiedToken::new("user1", "read", NOW, Extra::default()).from_issuer(1);
+    let text = format!("{token:?}");
+    assert!(
+        text.contains("subject: \"user1\"") && text.contains("scope: \"read\"") && text.contains("issuer: 1"),
+        "{text}"
+    );
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use serde_json::{Value, json};
-use tollgate::dev::SigningKey;
+use tollgate::signing::SigningKey;
 
 use super::support::{
     self, AUDIENCE, JwksMode, MockIssuer, ProcessGuard, ProofBuilder, TempDir, free_port, jkt, spawn, wait_ready,

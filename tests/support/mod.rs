@@ -27,8 +27,8 @@ use tokio::net::TcpListener;
 use tollgate::clock::{Clock, ManualClock, SystemClock};
 use tollgate::config::Config;
 use tollgate::decision::Checker;
-use tollgate::dev::SigningKey;
 use tollgate::issuer::Timings;
+use tollgate::signing::SigningKey;
 use tower::ServiceExt;
 
 pub const AUDIENCE: &str = "https://api.example.com";
@@ -434,7 +434,7 @@ impl TestApp {
 
     pub async fn from_config(issuer: MockIssuer, key: SigningKey, config: Config, timings: Timings) -> TestApp {
         let clock = Arc::new(ManualClock::new(now()));
-        let checker = Checker::from_config(config, timings, clock.clone() as Arc<dyn Clock>);
+        let checker = Checker::from_config(config, timings, clock.clone() as Arc<dyn Clock>).expect("checker");
         checker.issuer().refresh().await.expect("initial key fetch");
         TestApp { issuer, key, checker, clock, peer: "127.0.0.1:40000".parse().unwrap() }
     }
@@ -483,7 +483,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    async fn read(response: Response) -> Answer {
+    pub async fn read(response: Response) -> Answer {
         let (parts, body) = response.into_parts();
         let bytes = body.collect().await.expect("body").to_bytes();
         Answer { status: parts.status, headers: parts.headers, body: String::from_utf8_lossy(&bytes).into() }

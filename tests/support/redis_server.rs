@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tollgate::dev::SigningKey;
+use tollgate::signing::SigningKey;
 
 use super::{MockIssuer, ProcessGuard, ProofBuilder, config_text, free_port, jkt, now, spawn, wait_until_ok};
 

