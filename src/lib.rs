@@ -55,6 +55,7 @@ pub mod metrics;
 pub mod policy;
 pub mod refusal;
 pub mod reload;
+pub mod run;
 pub mod server;
 pub mod signing;
 pub mod token;

@@ -7,13 +7,12 @@ use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tollgate::clock::{Clock, SystemClock};
 use tollgate::config::{Config, LogFormat};
-use tollgate::issuer::Timings;
-use tollgate::reload::{Reloader, Service, Source};
+use tollgate::reload::Source;
+use tollgate::run::{self, RunError};
 
 #[derive(Parser)]
 #[command(
@@ -249,99 +248,19 @@ async fn serve(path: Option<PathBuf>, watch: bool) -> ExitCode {
     let Some(config) = load(path.as_deref()) else { return ExitCode::FAILURE };
     init_logging(&config);
     let source = path.map_or(Source::Environment, Source::File);
-    match bind_all(&config).await {
-        Ok(listeners) => serve_on(config, listeners, Some((source, watch))).await,
-        Err(BindError { addr, error }) => {
-            tracing::error!(%addr, %error, "cannot listen");
-            ExitCode::FAILURE
-        }
-    }
+    let served = match run::bind_all(&config).await {
+        Ok(listeners) => run::serve(config, listeners, Some((source, watch))).await,
+        Err(error) => Err(error),
+    };
+    exit_code(served)
 }
 
-/// The sockets tollgate serves on, bound before anything is printed or fetched.
-struct Listeners {
-    main: tokio::net::TcpListener,
-    ops: Option<tokio::net::TcpListener>,
-    grpc: Option<tokio::net::TcpListener>,
-}
-
-/// Why an address could not be bound.
-struct BindError {
-    addr: SocketAddr,
-    error: std::io::Error,
-}
-
-async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, BindError> {
-    tokio::net::TcpListener::bind(addr).await.map_err(|error| BindError { addr, error })
-}
-
-async fn bind_all(config: &Config) -> Result<Listeners, BindError> {
-    let main = bind(config.listen).await?;
-    let ops = match config.ops_listen {
-        Some(addr) => Some(bind(addr).await?),
-        None => None,
-    };
-    let grpc = match &config.grpc {
-        Some(grpc) => Some(bind(grpc.listen).await?),
-        None => None,
-    };
-    Ok(Listeners { main, ops, grpc })
-}
-
-/// Loads keys in the background and serves on `listeners` until SIGTERM; with `reload`,
-/// reloads the config from its source on SIGHUP (and on file changes when watching).
-async fn serve_on(config: Config, listeners: Listeners, reload: Option<(Source, bool)>) -> ExitCode {
-    let (listen, ops_listen) = (config.listen, config.ops_listen);
-    let drain = config.shutdown;
-    let issuer: Vec<&str> = config.issuers.iter().map(|i| i.issuer.as_str()).collect();
-    let issuer = issuer.join(", ");
-    let service = match Service::start(config, Timings::default(), Arc::new(SystemClock) as Arc<dyn Clock>) {
-        Ok(service) => service,
-        Err(error) => {
-            tracing::error!(%error, "cannot start");
-            return ExitCode::FAILURE;
-        }
-    };
-    let live = service.live();
-    // The service owns the issuers' key loops: it lives in the reloader, or here.
-    let (reloader, _service) = match reload {
-        Some((source, watch)) => match Reloader::new(service, source, watch) {
-            Ok(reloader) => (Some(tokio::spawn(reloader.run())), None),
-            Err(error) => {
-                tracing::error!(%error, "cannot watch the config");
-                return ExitCode::FAILURE;
-            }
-        },
-        None => (None, Some(service)),
-    };
-    match ops_listen {
-        Some(ops) => tracing::info!(%listen, %ops, %issuer, "tollgate listening (ops endpoints also on ops_listen)"),
-        None => tracing::info!(%listen, %issuer, "tollgate listening"),
-    }
-    // SIGTERM: /readyz 503 at once, listeners closed after drain_delay, exit within
-    // drain_delay + drain_timeout (CONTRACT "Shutdown").
-    let shutdown = tollgate::server::Shutdown::new(drain.drain_timeout);
-    let signal = shutdown.clone().on_signals(tollgate::server::Signals::new(), drain.drain_delay);
-    let http = tollgate::server::serve_with_shutdown(
-        live.clone(),
-        listeners.main,
-        listeners.ops,
-        tollgate::server::HEADER_READ_TIMEOUT,
-        shutdown.clone(),
-    );
-    let grpc = async {
-        let Some(listener) = listeners.grpc else { return Ok(()) };
-        tracing::info!(grpc = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()), "gRPC ext_authz listening");
-        tollgate::grpc::serve_with_shutdown(live, listener, shutdown).await.map_err(std::io::Error::other)
-    };
-    let (http, grpc, ()) = tokio::join!(http, grpc, signal);
-    if let Some(reloader) = reloader {
-        reloader.abort();
-    }
-    match http.and(grpc) {
+/// 0 after a clean shutdown; the error logged and 1 otherwise.
+fn exit_code(served: Result<(), RunError>) -> ExitCode {
+    match served {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "server failed");
+        Err(error) => {
+            tracing::error!(%error, "tollgate stopped");
             ExitCode::FAILURE
         }
     }
@@ -405,12 +324,10 @@ mod tollgate_dev {
 
     /// Binds `listen` first, so a busy port fails before anything is printed.
     pub async fn run(listen: SocketAddr, issuer_port: u16, issuer_key: Option<&Path>) -> ExitCode {
-        let main = match bind(listen).await {
+        let main = match run::bind(listen).await {
             Ok(l) => l,
-            Err(BindError { addr, error }) => {
-                eprintln!(
-                    "tollgate dev: cannot listen on {addr}: {error}; choose another address with --listen 127.0.0.1:PORT"
-                );
+            Err(error) => {
+                eprintln!("tollgate dev: {error}; choose another address with --listen 127.0.0.1:PORT");
                 return ExitCode::FAILURE;
             }
         };
@@ -433,7 +350,7 @@ mod tollgate_dev {
             eprintln!("tollgate dev: cannot prepare the examples: {e}");
             return ExitCode::FAILURE;
         }
-        super::serve_on(config, Listeners { main, ops: None, grpc: None }, None).await
+        exit_code(run::serve(config, run::Listeners { main, ops: None, grpc: None }, None).await)
     }
 
     /// The issuer, at a fixed port and with a kept key when asked.
