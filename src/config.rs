@@ -444,8 +444,24 @@ fn insert_empty(table: &mut toml::Table, path: &[String], field: &str) -> bool {
 }
 
 fn path_name(path: &serde_path_to_error::Path) -> String {
-    let text = path.to_string();
-    if text == "." { "config".into() } else { text }
+    use serde_path_to_error::Segment;
+    let mut name = String::new();
+    for segment in path {
+        match segment {
+            Segment::Seq { index } => name.push_str(&format!("[{index}]")),
+            other => {
+                if !name.is_empty() {
+                    name.push('.');
+                }
+                // A key written as `""` is named so: an empty name would name nothing.
+                match other {
+                    Segment::Map { key } if key.is_empty() => name.push_str("\"\""),
+                    other => name.push_str(&other.to_string()),
+                }
+            }
+        }
+    }
+    if name.is_empty() { "config".into() } else { name }
 }
 
 /// Every problem found in a configuration, each naming its key.

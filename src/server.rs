@@ -20,7 +20,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -30,7 +30,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tower::ServiceExt as _;
@@ -451,6 +451,57 @@ async fn serve_router(
     Ok(())
 }
 
+/// The header-read deadline of one connection: a client gets `header_read_timeout` to
+/// send a complete request head, from its connect and again from the end of each answer
+/// (slow-header connections cannot pile up). hyper's own timeout would register a timer
+/// for every request; this is one timer per connection, re-armed when it fires, so a
+/// keep-alive connection answering many requests a second touches the timer wheel once
+/// every `header_read_timeout` at most. An idle keep-alive connection is closed when its
+/// timeout passes, as hyper closes it.
+struct HeadWait {
+    accepted: tokio::time::Instant,
+    /// Milliseconds from `accepted` to when the head now awaited began to be awaited, or
+    /// [`HeadWait::ANSWERING`] while a request is being answered.
+    since: AtomicU64,
+}
+
+impl HeadWait {
+    const ANSWERING: u64 = u64::MAX;
+
+    fn new(accepted: tokio::time::Instant) -> Self {
+        HeadWait { accepted, since: AtomicU64::new(0) }
+    }
+
+    /// A complete head arrived: no deadline while it is answered.
+    fn answering(&self) {
+        self.since.store(Self::ANSWERING, Ordering::Relaxed);
+    }
+
+    /// The answer is done: the next head is awaited from now.
+    fn awaiting_next(&self) {
+        let since = u64::try_from(self.accepted.elapsed().as_millis()).unwrap_or(Self::ANSWERING - 1);
+        self.since.store(since, Ordering::Relaxed);
+    }
+
+    /// Resolves once a head has been awaited for `timeout`.
+    async fn expired(&self, timeout: Duration) {
+        let mut wake = self.accepted + timeout;
+        loop {
+            tokio::time::sleep_until(wake).await;
+            wake = match self.since.load(Ordering::Relaxed) {
+                Self::ANSWERING => tokio::time::Instant::now() + timeout,
+                since => {
+                    let deadline = self.accepted + Duration::from_millis(since) + timeout;
+                    if tokio::time::Instant::now() >= deadline {
+                        return;
+                    }
+                    deadline
+                }
+            };
+        }
+    }
+}
+
 /// How long after its accept a connection may take to send the first bytes of its first
 /// request and still be answered once the listeners close: far more than the moment a
 /// client takes between its connect and its write.
@@ -469,26 +520,34 @@ async fn connection(
 ) {
     let accepted = tokio::time::Instant::now();
     let closing = shutdown.closing();
+    let head = Arc::new(HeadWait::new(accepted));
+    let waiting = head.clone();
     let service = hyper::service::service_fn(move |mut request: axum::http::Request<Incoming>| {
+        waiting.answering();
         request.extensions_mut().insert(ConnectInfo(peer));
         let last = shutdown.is_draining();
         let response = router.clone().oneshot(request.map(Body::new));
+        let waiting = waiting.clone();
         async move {
             let mut response = response.await?;
             if last {
                 response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
             }
+            waiting.awaiting_next();
             Ok::<_, Infallible>(response)
         }
     });
     let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
+        .header_read_timeout(None)
         .serve_connection(TokioIo::new(stream), service);
     let mut connection = std::pin::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => Some(result),
         () = closing => None,
+        () = head.expired(header_read_timeout) => {
+            tracing::debug!(%peer, "no complete request head within the header read timeout: connection closed");
+            return;
+        }
     };
     let result = match result {
         Some(result) => result,

@@ -54,6 +54,19 @@ fn a_realm_outside_visible_ascii_is_refused_by_the_config() {
     );
 }
 
+/// config_load, `''='''c'' ='''`: a key written as an empty literal string was refused
+/// as unknown under an empty name, which names nothing. Fixed: it is named `""`, wherever
+/// it stands.
+#[test]
+fn a_key_written_as_an_empty_string_is_named_in_the_refusal() {
+    for (text, key) in
+        [(format!("''='''c'' ='''\n{CONFIG}"), "\"\""), (format!("{CONFIG}[dpop]\n\"\" = 1\n"), "dpop.\"\"")]
+    {
+        let problems = Config::load(&text, &HashMap::new()).unwrap_err().problems;
+        assert_eq!(problems.iter().map(|p| p.key.as_str()).collect::<Vec<_>>(), [key], "{text}");
+    }
+}
+
 /// gateway_original_request, `X-Forwarded-Prefix: /api#/` (Traefik, `forwarded_prefix`):
 /// the prefix was taken as a path, so routes were judged on `/api#/x` while the DPoP
 /// `htu` was compared with `/api` (cut at the `#`): one proof for `/api` would have

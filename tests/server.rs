@@ -48,6 +48,54 @@ async fn a_client_that_sends_headers_slowly_is_disconnected() {
     assert!(started.elapsed() >= Duration::from_millis(250));
 }
 
+/// Reads one whole response (this server sends `content-length` on every answer).
+async fn read_response(stream: &mut TcpStream) -> String {
+    let mut text = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed before a whole response: {}", String::from_utf8_lossy(&text));
+        text.extend_from_slice(&buf[..n]);
+        let head_end = text.windows(4).position(|w| w == b"\r\n\r\n");
+        if let Some(end) = head_end {
+            let head = String::from_utf8_lossy(&text[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+            if text.len() >= end + 4 + length {
+                return String::from_utf8_lossy(&text).into_owned();
+            }
+        }
+    }
+}
+
+/// The header-read deadline runs from the connect and again from the end of each answer:
+/// a keep-alive connection that keeps sending requests is never cut, however long it
+/// lives, and one left idle is closed once the timeout passes.
+#[tokio::test]
+async fn the_header_timeout_restarts_after_each_answer_and_closes_an_idle_connection() {
+    let app = TestApp::new("").await;
+    let (addr, _stop) = start(&app, Duration::from_millis(400)).await;
+    let request = format!("GET /auth/r HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n", app.token().sign());
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    let connected = Instant::now();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        client.write_all(request.as_bytes()).await.unwrap();
+        let response = read_response(&mut client).await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+    assert!(connected.elapsed() >= Duration::from_millis(1000), "four requests on one connection past the timeout");
+
+    let idle = Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf)).await.expect("closed by the server");
+    assert!(matches!(read, Ok(0) | Err(_)), "closed without an answer: {read:?}");
+    let waited = idle.elapsed();
+    assert!(waited >= Duration::from_millis(300) && waited < Duration::from_secs(2), "closed after {waited:?}");
+}
+
 #[tokio::test]
 async fn an_oversized_authorization_header_is_refused_by_the_http_layer() {
     let app = TestApp::new("").await;
