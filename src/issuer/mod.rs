@@ -105,7 +105,32 @@ impl Issuer {
         metrics: Arc<Metrics>,
     ) -> Result<Self, reqwest::Error> {
         let http = http_client(timings.fetch_timeout)?;
-        Ok(Issuer {
+        Ok(Issuer::with_client(config, timings, http, cache, metrics))
+    }
+
+    /// The same issuer under new settings (audiences, algorithms, leeway, required
+    /// claims), for a reload: it starts with this one's keys, key age, discovery results
+    /// and metrics, so no check waits for a fetch.
+    pub fn succeed(&self, config: IssuerConfig, cache: Arc<TokenCache>) -> Self {
+        let successor =
+            Issuer::with_client(config, self.timings.clone(), self.http.clone(), cache, self.metrics.clone());
+        successor.keys.store(self.keys.load_full());
+        successor.token_endpoint.store(self.token_endpoint.load_full());
+        if let (Ok(mut to), Ok(from)) = (successor.loaded_at.lock(), self.loaded_at.lock()) {
+            *to = *from;
+        }
+        successor
+    }
+
+    /// An issuer without keys yet, fetching with `http`.
+    fn with_client(
+        config: IssuerConfig,
+        timings: Timings,
+        http: reqwest::Client,
+        cache: Arc<TokenCache>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Issuer {
             config,
             timings,
             http,
@@ -116,31 +141,7 @@ impl Issuer {
             last_unknown_kid_refetch: Mutex::new(None),
             cache: ArcSwap::new(cache),
             metrics,
-        })
-    }
-
-    /// The same issuer under new settings (audiences, algorithms, leeway, required
-    /// claims), for a reload: it starts with this one's keys, key age, discovery results
-    /// and metrics, so no check waits for a fetch.
-    pub fn succeed(&self, config: IssuerConfig, cache: Arc<TokenCache>) -> Self {
-        let successor = Issuer {
-            config,
-            timings: self.timings.clone(),
-            http: self.http.clone(),
-            keys: ArcSwapOption::empty(),
-            token_endpoint: ArcSwapOption::empty(),
-            loaded_at: Mutex::new(None),
-            fetch: AsyncMutex::new(FetchState { jwks_uri: None, finished: None, last: Ok(Duration::ZERO) }),
-            last_unknown_kid_refetch: Mutex::new(None),
-            cache: ArcSwap::new(cache),
-            metrics: self.metrics.clone(),
-        };
-        successor.keys.store(self.keys.load_full());
-        successor.token_endpoint.store(self.token_endpoint.load_full());
-        if let (Ok(mut to), Ok(from)) = (successor.loaded_at.lock(), self.loaded_at.lock()) {
-            *to = *from;
         }
-        successor
     }
 
     /// Clear `cache` from now on when a key leaves the set.
