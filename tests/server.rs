@@ -160,3 +160,55 @@ async fn ops_listen_serves_the_ops_endpoints_alone_and_listen_keeps_them() {
     assert!(TcpStream::connect(main_addr).await.is_err());
     assert!(TcpStream::connect(ops_addr).await.is_err());
 }
+
+/// Over a connection `/auth` is answered without axum's router (`server::Routes`), by the
+/// same function the router's `/auth` routes call: every answer must be the one the router
+/// gives, and every other path must still reach the router.
+#[tokio::test]
+async fn a_connection_answers_every_path_as_the_router_does() {
+    let app = TestApp::new("").await;
+    let (addr, stop) = start(&app, Duration::from_secs(5)).await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let token = format!("Bearer {}", app.token().sign());
+    let cases: &[(&str, &str, bool)] = &[
+        ("GET", "/auth/orders", true),
+        ("GET", "/auth/orders?page=2&_method=DELETE", true),
+        ("HEAD", "/auth/orders", true),
+        ("POST", "/auth/orders/7", true),
+        ("GET", "/auth", true),
+        ("GET", "/auth/", true),
+        ("GET", "/auth/orders", false),
+        ("GET", "/auth/a%2fb", true),
+        ("GET", "/authx", true),
+        ("GET", "/authorize", true),
+        ("GET", "/healthz", false),
+        ("GET", "/readyz", false),
+        ("GET", "/nowhere", false),
+    ];
+    for &(method, path, with_token) in cases {
+        let mut headers = vec![("host", "api.example.com"), ("accept", "*/*")];
+        if with_token {
+            headers.push(("authorization", &token));
+        }
+        let routed = app.send(request(method, path, &headers)).await;
+        let mut wire = client.request(method.parse().unwrap(), format!("http://{addr}{path}"));
+        for (name, value) in &headers {
+            wire = wire.header(*name, *value);
+        }
+        let wire = wire.send().await.unwrap();
+        let (status, mut wire_headers) = (wire.status(), wire.headers().clone());
+        let body = wire.text().await.unwrap();
+        let case = format!("{method} {path} (token: {with_token})");
+        assert_eq!(status, routed.status, "{case}");
+        assert_eq!(body, routed.body, "{case}");
+        // `date` is hyper's, on the wire only; `content-length` is framing (hyper writes it
+        // on the wire, axum's router writes it for HEAD), and the bodies are compared above.
+        let mut routed_headers = routed.headers.clone();
+        for name in ["date", "content-length"] {
+            wire_headers.remove(name);
+            routed_headers.remove(name);
+        }
+        assert_eq!(wire_headers, routed_headers, "{case}");
+    }
+    stop.send(()).unwrap();
+}
