@@ -375,7 +375,7 @@ fn benches(c: &mut Criterion) {
     let proxy = &cached.config().proxy;
     group.bench_function("original_request", |b| b.iter(|| gateway::original_request(proxy, black_box(&bearer))));
     let allow = runtime.block_on(cached.decide(&bearer)).expect("allowed");
-    group.bench_function("allow_respond", |b| b.iter(|| black_box(&allow).respond(&[])));
+    group.bench_function("allow_respond", |b| b.iter(|| black_box(allow.clone()).respond(&[])));
     group.bench_function("token_cache_key_sha256", |b| {
         b.iter(|| aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, black_box(token.as_bytes())))
     });

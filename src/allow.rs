@@ -39,13 +39,14 @@ pub const X_AUTH_DELEGATION_CHAIN: HeaderName = HeaderName::from_static("x-auth-
 pub enum Allow {
     /// A public route: no credentials were looked at.
     Anonymous,
-    /// A verified token that met the route's requirements; `claims_b64` is the payload
-    /// segment of the token as the request carried it (the verified JSON, base64url); with
-    /// `dpop.nonce`, the nonce the client should put in its next proof.
+    /// A verified token that met the route's requirements; `claims` is the payload segment
+    /// of the token as the request carried it (the verified JSON, base64url), as the
+    /// `X-Auth-Claims` value; with `dpop.nonce`, the nonce the client should put in its
+    /// next proof.
     Token {
         scheme: Scheme,
         token: Arc<VerifiedToken>,
-        claims_b64: String,
+        claims: HeaderValue,
         next_nonce: Option<String>,
         /// The routes' downstream tokens (`exchange`), each in its header; marked sensitive.
         downstream: Vec<(HeaderName, HeaderValue)>,
@@ -54,35 +55,30 @@ pub enum Allow {
 
 impl Allow {
     /// Status 200 and the upstream headers, `claim_headers` included.
-    pub fn respond(&self, claim_headers: &[ClaimHeader]) -> Answer {
-        let mut headers = match self {
-            Allow::Anonymous => vec![
-                (X_AUTH_SUBJECT, HeaderValue::from_static("")),
-                (X_AUTH_SCHEME, HeaderValue::from_static("")),
-                (X_AUTH_CLAIMS, HeaderValue::from_static("")),
-                (X_AUTH_ACTOR, HeaderValue::from_static("")),
-                (X_AUTH_DELEGATION_CHAIN, HeaderValue::from_static("")),
-            ],
-            Allow::Token { scheme, token, claims_b64, .. } => vec![
-                (X_AUTH_SUBJECT, header_value(&encode_subject(token.subject()))),
-                (X_AUTH_SCHEME, HeaderValue::from_static(scheme.as_str())),
-                (X_AUTH_CLAIMS, header_value(claims_b64)),
-                (X_AUTH_ACTOR, header_value(&token.actors().first().map(|a| encode_subject(a)).unwrap_or_default())),
-                (X_AUTH_DELEGATION_CHAIN, header_value(&delegation_chain(token.actors()))),
-            ],
+    pub fn respond(self, claim_headers: &[ClaimHeader]) -> Answer {
+        let Allow::Token { scheme, token, claims, next_nonce, downstream } = self else {
+            // Every header present and empty, so none a client sent reaches the upstream.
+            let empty = || HeaderValue::from_static("");
+            let named = [X_AUTH_SUBJECT, X_AUTH_SCHEME, X_AUTH_CLAIMS, X_AUTH_ACTOR, X_AUTH_DELEGATION_CHAIN];
+            let claimed = claim_headers.iter().map(|h| h.name.clone());
+            let headers = named.into_iter().chain(claimed).map(|name| (name, empty())).collect();
+            return Answer { status: StatusCode::OK, headers, body: String::new() };
         };
+        let mut headers = Vec::with_capacity(5 + claim_headers.len() + downstream.len() + 1);
+        headers.extend([
+            (X_AUTH_SUBJECT, header_value(&encode_subject(token.subject()))),
+            (X_AUTH_SCHEME, HeaderValue::from_static(scheme.as_str())),
+            (X_AUTH_CLAIMS, claims),
+            (X_AUTH_ACTOR, header_value(&token.actors().first().map(|a| encode_subject(a)).unwrap_or_default())),
+            (X_AUTH_DELEGATION_CHAIN, header_value(&delegation_chain(token.actors()))),
+        ]);
         for h in claim_headers {
-            let value = match self {
-                Allow::Token { token, .. } => token.claim(&h.claim).and_then(claim_text).unwrap_or_default(),
-                Allow::Anonymous => String::new(),
-            };
+            let value = token.claim(&h.claim).and_then(claim_text).unwrap_or_default();
             headers.push((h.name.clone(), header_value(&value)));
         }
-        if let Allow::Token { downstream, .. } = self {
-            headers.extend(downstream.iter().cloned());
-        }
-        if let Allow::Token { next_nonce: Some(nonce), .. } = self {
-            headers.push((DPOP_NONCE, header_value(nonce)));
+        headers.extend(downstream);
+        if let Some(nonce) = next_nonce {
+            headers.push((DPOP_NONCE, header_value(&nonce)));
         }
         Answer { status: StatusCode::OK, headers, body: String::new() }
     }

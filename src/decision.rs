@@ -159,7 +159,7 @@ impl Checker {
     pub async fn check(&self, request: &CheckRequest) -> Answer {
         let original = gateway::original_request(&self.config.proxy, request);
         match self.judge(Door::Http, request.peer, original, &request.headers).await {
-            Ok(allow) => self.allow_answer(&allow),
+            Ok(allow) => self.allow_answer(allow),
             Err(refusal) => self.refusal_answer(&refusal),
         }
     }
@@ -198,7 +198,7 @@ impl Checker {
     }
 
     /// The wire answer for a success: 200 and the upstream headers.
-    pub fn allow_answer(&self, allow: &Allow) -> Answer {
+    pub fn allow_answer(&self, allow: Allow) -> Answer {
         allow.respond(&self.config.headers)
     }
 
@@ -331,8 +331,10 @@ impl Checker {
             self.downstream_tokens(routes, credentials.token(), &token_key, &token).await.map_err(refuse)?;
         // The token verified (or was cached under its hash), so its payload segment is the
         // verified JSON: the cache need not keep a copy.
-        let claims_b64 = credentials.token().split('.').nth(1).unwrap_or_default().to_string();
-        Ok(Allow::Token { scheme, token, claims_b64, next_nonce, downstream })
+        let payload = credentials.token().split('.').nth(1).unwrap_or_default();
+        // base64url: always a valid header value.
+        let claims = HeaderValue::from_str(payload).unwrap_or_else(|_| HeaderValue::from_static(""));
+        Ok(Allow::Token { scheme, token, claims, next_nonce, downstream })
     }
 
     /// The routes' downstream tokens, each in its header: last, once everything else

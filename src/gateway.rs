@@ -53,9 +53,9 @@ pub struct OriginalRequest {
     method: String,
     scheme: &'static str,
     /// The authority as the client wrote it: lower-cased, default port removed.
-    authority: Option<String>,
-    /// The host the gateway routed on: lower-cased, no port, no trailing dot.
-    host: Option<String>,
+    authority: Option<Authority>,
+    /// With no client-written authority, the one the gateway routed on (nginx's `$host`).
+    routed: Option<Authority>,
     /// Normalized, without query or fragment.
     path: String,
     /// `method` upper-cased, when that differs.
@@ -69,13 +69,7 @@ impl OriginalRequest {
     /// Builds one from parts, normalizing like the gateway readers do; for tests and tools.
     pub fn new(method: &str, scheme: &str, host: Option<&str>, uri: &str) -> Result<Self, Reason> {
         let scheme = parse_scheme(scheme)?;
-        let (authority, host) = match host {
-            Some(h) => {
-                let authority = Authority::parse(h, scheme)?;
-                (Some(authority.origin_form()), Some(authority.routed_host().to_string()))
-            }
-            None => (None, None),
-        };
+        let authority = host.map(|h| Authority::parse(h, scheme)).transpose()?;
         let (method, path) = (parse_method(method)?, normalize_path(strip_query(uri))?);
         // CONNECT's target is an authority, not a path (RFC 9110 §9.3.6): there is no path
         // to judge, whatever the gateway put in the URI header (Caddy sends `/`).
@@ -83,7 +77,8 @@ impl OriginalRequest {
             return Err(Reason::AmbiguousPath);
         }
         let upper = method.bytes().any(|b| b.is_ascii_lowercase()).then(|| method.to_ascii_uppercase());
-        let mut request = OriginalRequest { method, upper, scheme, authority, host, path, overrides: Vec::new() };
+        let mut request =
+            OriginalRequest { method, upper, scheme, authority, routed: None, path, overrides: Vec::new() };
         for value in query_values(uri, "_method") {
             request.add_override(&value)?;
         }
@@ -105,12 +100,12 @@ impl OriginalRequest {
 
     /// The host routes are matched against: the one the gateway routed on.
     pub fn host(&self) -> Option<&str> {
-        self.host.as_deref()
+        self.authority.as_ref().or(self.routed.as_ref()).map(Authority::routed_host)
     }
 
     /// `host[:port]` as the client wrote it (normalized): what the DPoP `htu` names.
     pub fn authority(&self) -> Option<&str> {
-        self.authority.as_deref()
+        self.authority.as_ref().map(Authority::origin_form)
     }
 
     pub fn path(&self) -> &str {
@@ -147,7 +142,7 @@ impl OriginalRequest {
 
     /// `scheme://host[:port]`, when the host is known.
     pub fn origin(&self) -> Option<String> {
-        self.authority.as_ref().map(|authority| format!("{}://{authority}", self.scheme))
+        self.authority().map(|authority| format!("{}://{authority}", self.scheme))
     }
 }
 
@@ -296,7 +291,7 @@ fn agreeing_on_host(mut request: OriginalRequest, routed: Option<&str>) -> Resul
         Some(host) if routed.routed_host() != host => Err(Reason::ConflictingHost),
         Some(_) => Ok(request),
         None => {
-            request.host = Some(routed.routed_host().to_string());
+            request.routed = Some(routed);
             Ok(request)
         }
     }

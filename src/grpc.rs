@@ -82,7 +82,7 @@ fn respond(checker: &Checker, decision: Result<Allow, Refusal>, request_headers:
                 Allow::Anonymous => "",
             };
             let metadata = metadata(&allow, issuer);
-            ok_response(checker.allow_answer(&allow), request_headers, metadata)
+            ok_response(checker.allow_answer(allow), request_headers, metadata)
         }
         Err(refusal) => denied_response(checker.refusal_answer(&refusal)),
     }

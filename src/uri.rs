@@ -18,37 +18,42 @@ pub fn parse_scheme(scheme: &str) -> Result<&'static str, Reason> {
     }
 }
 
-/// A `host[:port]` from a request, validated, in its two readings.
+/// A `host[:port]` from a request, validated, in its two readings. One string: the host
+/// is its start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authority {
-    /// Lower-cased, as written: a name (its trailing dot kept), IPv4, or `[IPv6]`.
-    host: String,
-    /// The port, unless it is the scheme's default (RFC 3986 §6.2.3).
-    port: Option<u16>,
+    /// Lower-cased, as written: a name (its trailing dot kept), IPv4, or `[IPv6]`; then
+    /// `:port` unless the port is the scheme's default (RFC 3986 §6.2.3).
+    text: String,
+    /// Where the host ends in `text`.
+    host_len: usize,
 }
 
 impl Authority {
     pub fn parse(authority: &str, scheme: &str) -> Result<Authority, Reason> {
-        let lower = authority.to_ascii_lowercase();
-        let (host, port) = split_port(&lower).ok_or(Reason::BadForwardedHeader)?;
+        let mut text = authority.to_ascii_lowercase();
+        let (host, port) = split_port(&text).ok_or(Reason::BadForwardedHeader)?;
         if !valid_host(host) {
             return Err(Reason::BadForwardedHeader);
         }
+        let host_len = host.len();
         let default = if scheme == "https" { 443 } else { 80 };
-        Ok(Authority { host: host.to_string(), port: port.filter(|p| *p != default) })
+        // A port is written without leading zeros (`split_port`): as written is normalized.
+        if port.is_none_or(|p| p == default) {
+            text.truncate(host_len);
+        }
+        Ok(Authority { text, host_len })
     }
 
     /// `host[:port]`, the port only when not the default: the origin a DPoP `htu` names.
-    pub fn origin_form(&self) -> String {
-        match self.port {
-            Some(port) => format!("{}:{port}", self.host),
-            None => self.host.clone(),
-        }
+    pub fn origin_form(&self) -> &str {
+        &self.text
     }
 
     /// The host as gateways route on it: no port, one trailing dot removed.
     pub fn routed_host(&self) -> &str {
-        self.host.strip_suffix('.').unwrap_or(&self.host)
+        let host = &self.text[..self.host_len];
+        host.strip_suffix('.').unwrap_or(host)
     }
 }
 

@@ -68,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
     let allow = Allow::Token {
         scheme,
         token: verified.clone(),
-        claims_b64: claims_b64.clone(),
+        claims: http::HeaderValue::from_str(&claims_b64).expect("base64url is a header value"),
         next_nonce,
         downstream: Vec::new(),
     };

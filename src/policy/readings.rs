@@ -41,51 +41,43 @@ impl Reading<'_> {
     }
 }
 
-/// Every reading of `request`, the method and path as sent first.
+/// Every reading of `request`, the method and path as sent first. One allocation, the
+/// result: this runs on every check.
 pub fn readings(request: &OriginalRequest, matching: PathMatching) -> Vec<Reading<'_>> {
     let paths = paths(request.path(), matching);
-    let mut all = Vec::with_capacity(paths.len());
+    let mut all: Vec<Reading<'_>> = Vec::with_capacity(paths.clone().count());
     for method in methods(request) {
-        all.extend(paths.iter().map(|&(path, fold_case, as_sent)| Reading { method, path, fold_case, as_sent }));
+        // Every method brings the path as sent: one already read brings nothing new.
+        if all.iter().any(|r| r.method == method) {
+            continue;
+        }
+        all.extend(paths.clone().map(|(path, fold_case, as_sent)| Reading { method, path, fold_case, as_sent }));
     }
     all
 }
 
 /// The method (and upper-cased, when it is not: Django and Flask upper-case it), GET for
-/// HEAD, and each override (GET too for an override to HEAD).
-fn methods(request: &OriginalRequest) -> Vec<&str> {
-    let mut methods: Vec<&str> = Vec::with_capacity(2 + request.method_overrides().len());
-    let stated = std::iter::once(request.method())
+/// HEAD, and each override (GET too for an override to HEAD); repeats are possible.
+fn methods(request: &OriginalRequest) -> impl Iterator<Item = &str> {
+    std::iter::once(request.method())
         .chain(request.upper_method())
-        .chain(request.method_overrides().iter().map(String::as_str));
-    for method in stated {
-        let also_get = method.eq_ignore_ascii_case("HEAD").then_some("GET");
-        for m in std::iter::once(method).chain(also_get) {
-            if !methods.contains(&m) {
-                methods.push(m);
-            }
-        }
-    }
-    methods
+        .chain(request.method_overrides().iter().map(String::as_str))
+        .flat_map(|method| std::iter::once(method).chain(method.eq_ignore_ascii_case("HEAD").then_some("GET")))
 }
 
 /// `(path, fold_case, as_sent)` for each path reading.
-fn paths(path: &str, matching: PathMatching) -> Vec<(&str, bool, bool)> {
-    let mut paths = vec![(path, false, true)];
-    if matching == PathMatching::Strict {
-        paths.push((path, true, false));
-        for stem in format_stems(path) {
-            paths.push((stem, false, false));
-            paths.push((stem, true, false));
-        }
-    }
-    paths
+fn paths(path: &str, matching: PathMatching) -> impl Iterator<Item = (&str, bool, bool)> + Clone {
+    let derived = (matching == PathMatching::Strict).then(|| {
+        std::iter::once((path, true, false))
+            .chain(format_stems(path).flat_map(|stem| [(stem, false, false), (stem, true, false)]))
+    });
+    std::iter::once((path, false, true)).chain(derived.into_iter().flatten())
 }
 
 /// The path with each possible format suffix of its last segment removed: `/a/r.tar.gz`
 /// gives `/a/r.tar` and `/a/r` (Spring's `.*` takes every dot, Rails the last). A segment
 /// that starts with its dot (`/.well-known`) has no suffix.
-fn format_stems(path: &str) -> impl Iterator<Item = &str> {
+fn format_stems(path: &str) -> impl Iterator<Item = &str> + Clone {
     let segment_start = path.rfind('/').map_or(0, |i| i + 1);
     let segment = &path[segment_start..];
     segment.match_indices('.').filter(|&(i, _)| i > 0).map(move |(i, _)| &path[..segment_start + i])
