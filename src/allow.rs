@@ -17,7 +17,6 @@
 //! encode to more than 4 KiB gives an empty header.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use http::StatusCode;
 use http::header::{HeaderName, HeaderValue};
@@ -45,7 +44,7 @@ pub enum Allow {
     /// next proof.
     Token {
         scheme: Scheme,
-        token: Arc<VerifiedToken>,
+        token: VerifiedToken,
         claims: HeaderValue,
         next_nonce: Option<String>,
         /// The routes' downstream tokens (`exchange`), each in its header; marked sensitive.

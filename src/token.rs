@@ -13,6 +13,7 @@
 
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
+use triomphe::ThinArc;
 
 use crate::config::IssuerConfig;
 use crate::delegation;
@@ -25,82 +26,25 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
 /// A token whose signature and claims were verified. Only [`verify`] makes one.
 ///
-/// Laid out small on purpose: the verified-token cache holds up to 100,000 of these (each
-/// in an `Arc`) and must stay within 30 MB. 40 bytes, so that with the `Arc`'s two counts
-/// it fills a 64-byte malloc chunk exactly; the subject and scope share one allocation, or
-/// none when together they fit in [`INLINE`] bytes; the rarely present parts (binding, kept
-/// claims, delegation chain) sit behind one optional box.
+/// Laid out small on purpose: the verified-token cache holds up to 100,000 of these and
+/// must stay within 30 MB. One allocation, shared by every clone: a count, [`Head`], and
+/// the subject followed by the scope, so a cached token costs one malloc chunk of 40 bytes
+/// plus its text (64 bytes for `user1` and `read`, 96 for a 30-byte Auth0 `sub` and
+/// `read:orders`); a `sub` in a box of its own would cost another chunk.
 #[derive(Clone, PartialEq, Eq)]
-pub struct VerifiedToken {
-    text: Text,
+pub struct VerifiedToken(ThinArc<Head, u8>);
+
+/// What a verified token holds beside its text.
+#[derive(Clone, PartialEq, Eq)]
+struct Head {
     /// `exp`, whole seconds, rounded down.
     expires_at: i64,
+    /// The rarely present parts (binding, kept claims, delegation chain), in one box.
     extra: Option<Box<Extra>>,
-}
-
-/// `sub` followed by `scope` (space-delimited; empty when absent), where `sub` ends, and
-/// which configured issuer verified the token (an index into the config's `issuers`),
-/// packed in 24 bytes. Short texts sit in the token itself: a short `sub` and `scope`
-/// (`user1`, `read`) would otherwise take a 32-byte malloc chunk of their own, as much as
-/// the rest of a cache entry's own allocation. Longer ones are boxed, as before.
-#[derive(Clone, PartialEq, Eq)]
-enum Text {
-    Inline { issuer: u16, subject_len: u8, len: u8, bytes: [u8; INLINE] },
-    Heap { issuer: u16, subject_len: u32, text: Box<str> },
-}
-
-/// The longest `sub` + `scope` kept inline: what fits beside the tag, the issuer and two
-/// lengths in the 24 bytes the boxed form needs anyway.
-const INLINE: usize = 19;
-
-impl Text {
-    fn new(subject: &str, scope: &str) -> Text {
-        let len = subject.len() + scope.len();
-        if let (Ok(subject_len), Ok(short)) = (u8::try_from(subject.len()), u8::try_from(len))
-            && len <= INLINE
-        {
-            let mut bytes = [0; INLINE];
-            bytes[..subject.len()].copy_from_slice(subject.as_bytes());
-            bytes[subject.len()..len].copy_from_slice(scope.as_bytes());
-            return Text::Inline { issuer: 0, subject_len, len: short, bytes };
-        }
-        // `sub` was checked to be a short header-safe string; a `sub` over 4 GiB cannot pass
-        // the 8 KiB token cap.
-        let subject_len = u32::try_from(subject.len()).unwrap_or(u32::MAX);
-        // Allocated at its exact size: `format!` would grow a buffer past it and shrink it
-        // back, leaving the difference as a hole beside every cached token (32 bytes for a
-        // UUID `sub`, measured).
-        let mut text = String::with_capacity(len);
-        text.push_str(subject);
-        text.push_str(scope);
-        Text::Heap { issuer: 0, subject_len, text: text.into_boxed_str() }
-    }
-
-    /// `sub` and `scope`.
-    fn parts(&self) -> (&str, &str) {
-        let (text, subject_len) = match self {
-            // Copied from a `&str` whole, so always UTF-8: the fallback is never taken.
-            Text::Inline { subject_len, len, bytes, .. } => (
-                std::str::from_utf8(bytes.get(..usize::from(*len)).unwrap_or_default()).unwrap_or_default(),
-                usize::from(*subject_len),
-            ),
-            Text::Heap { subject_len, text, .. } => (&**text, *subject_len as usize),
-        };
-        // `sub` ends on a character boundary: the split always succeeds.
-        text.split_at_checked(subject_len).unwrap_or((text, ""))
-    }
-
-    fn issuer(&self) -> u16 {
-        match self {
-            Text::Inline { issuer, .. } | Text::Heap { issuer, .. } => *issuer,
-        }
-    }
-
-    fn set_issuer(&mut self, index: u16) {
-        match self {
-            Text::Inline { issuer, .. } | Text::Heap { issuer, .. } => *issuer = index,
-        }
-    }
+    /// Which configured issuer verified the token: an index into the config's `issuers`.
+    issuer: u16,
+    /// Where `sub` ends in the text; `scope` (space-delimited) follows.
+    subject_len: u16,
 }
 
 /// What the token says, not how it is stored.
@@ -110,8 +54,8 @@ impl std::fmt::Debug for VerifiedToken {
             .field("subject", &self.subject())
             .field("scope", &self.scope())
             .field("issuer", &self.issuer_index())
-            .field("expires_at", &self.expires_at)
-            .field("extra", &self.extra)
+            .field("expires_at", &self.expires_at())
+            .field("extra", &self.head().extra)
             .finish()
     }
 }
@@ -129,8 +73,11 @@ struct Extra {
 impl VerifiedToken {
     fn new(subject: &str, scope: &str, expires_at: i64, extra: Extra) -> Self {
         let used = extra.jkt.is_some() || !extra.kept.is_empty() || !extra.actors.is_empty();
-        let extra = used.then(|| Box::new(extra));
-        VerifiedToken { text: Text::new(subject, scope), extra, expires_at }
+        // `sub` was checked to be a short header-safe string: it fits the 8 KiB token cap.
+        let subject_len = u16::try_from(subject.len()).unwrap_or(u16::MAX);
+        let head = Head { expires_at, extra: used.then(|| Box::new(extra)), issuer: 0, subject_len };
+        let text = [subject.as_bytes(), scope.as_bytes()].concat();
+        VerifiedToken(ThinArc::from_header_and_slice(head, &text))
     }
 
     /// A token as [`verify`] would make it, for other modules' tests.
@@ -141,22 +88,40 @@ impl VerifiedToken {
 
     /// The same token, recorded as verified by the `index`-th configured issuer.
     pub fn from_issuer(mut self, index: usize) -> Self {
-        self.text.set_issuer(u16::try_from(index).unwrap_or(u16::MAX));
+        let issuer = u16::try_from(index).unwrap_or(u16::MAX);
+        let set = self.0.with_arc_mut(|arc| triomphe::Arc::get_mut(arc).map(|only| only.header_mut().issuer = issuer));
+        if set.is_none() {
+            // Shared already (never, fresh from `verify`): a copy of its own.
+            let head = Head { issuer, ..self.head().clone() };
+            self = VerifiedToken(ThinArc::from_header_and_slice(head, &self.0.slice));
+        }
         self
+    }
+
+    fn head(&self) -> &Head {
+        &self.0.header.header
+    }
+
+    /// `sub` and `scope`.
+    fn parts(&self) -> (&str, &str) {
+        // Copied from two `&str`, so UTF-8, and `sub` ends on a character boundary: the
+        // fallbacks are never taken.
+        let text = std::str::from_utf8(&self.0.slice).unwrap_or_default();
+        text.split_at_checked(usize::from(self.head().subject_len)).unwrap_or((text, ""))
     }
 
     /// The index of the configured issuer that verified it.
     pub fn issuer_index(&self) -> usize {
-        usize::from(self.text.issuer())
+        usize::from(self.head().issuer)
     }
 
     pub fn subject(&self) -> &str {
-        self.text.parts().0
+        self.parts().0
     }
 
     /// The `scope` claim, space-delimited; empty when absent.
     pub fn scope(&self) -> &str {
-        self.text.parts().1
+        self.parts().1
     }
 
     pub fn has_scope(&self, wanted: &str) -> bool {
@@ -164,22 +129,22 @@ impl VerifiedToken {
     }
 
     pub fn expires_at(&self) -> i64 {
-        self.expires_at
+        self.head().expires_at
     }
 
     /// The delegation chain, the current actor (outermost `act.sub`) first; empty without `act`.
     pub fn actors(&self) -> &[Box<str>] {
-        self.extra.as_ref().map_or(&[], |e| &e.actors)
+        self.head().extra.as_ref().map_or(&[], |e| &e.actors)
     }
 
     pub fn jkt(&self) -> Option<&str> {
-        self.extra.as_ref()?.jkt.as_deref()
+        self.head().extra.as_ref()?.jkt.as_deref()
     }
 
     /// A kept claim by its exact name (namespaced URL claims included) or, when no claim
     /// has that name, by dotted path (`app_metadata.tenant`).
     pub fn claim(&self, name: &str) -> Option<&Value> {
-        let kept = &self.extra.as_ref()?.kept;
+        let kept = &self.head().extra.as_ref()?.kept;
         let top = |n: &str| kept.iter().find(|(k, _)| k == n).map(|(_, v)| v);
         top(name).or_else(|| {
             let mut parts = name.split('.');

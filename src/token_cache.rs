@@ -9,12 +9,10 @@
 //! Only successes are inserted: garbage tokens never reach it.
 //!
 //! Memory, per cached token (the goal: a process under 30 MB with 100,000 cached): the
-//! `Arc<VerifiedToken>`, one 64-byte malloc chunk (a short `sub` and `scope` inside it,
-//! longer ones in a chunk of their own, see [`VerifiedToken`]); quick_cache's slot, 64 bytes
-//! (the 32-byte key, the `Arc`, its state and list links); its hash table's index, 5 bytes
-//! a bucket; and the ghosts, [`GHOST_SHARE`].
-
-use std::sync::Arc;
+//! [`VerifiedToken`], one malloc chunk of 40 bytes and its `sub` and `scope` (64 bytes in
+//! all for short ones, 96 for an Auth0 `sub`); quick_cache's slot, 64 bytes (the 32-byte
+//! key, the token's pointer, its state and list links); its hash table's index, 5 bytes a
+//! bucket; and the ghosts, [`GHOST_SHARE`].
 
 use quick_cache::sync::{Cache, DefaultLifecycle};
 use quick_cache::{DefaultHashBuilder, OptionsBuilder, UnitWeighter};
@@ -37,7 +35,7 @@ pub const GHOST_SHARE: f64 = 0.25;
 pub type Key = [u8; 32];
 
 pub struct TokenCache {
-    entries: Option<Cache<Key, Arc<VerifiedToken>>>,
+    entries: Option<Cache<Key, VerifiedToken>>,
 }
 
 impl TokenCache {
@@ -47,7 +45,7 @@ impl TokenCache {
     }
 
     /// The verified token under `key`, if cached and still unexpired at `now` with `leeway`.
-    pub fn get(&self, key: &Key, now: i64, leeway: i64) -> Option<Arc<VerifiedToken>> {
+    pub fn get(&self, key: &Key, now: i64, leeway: i64) -> Option<VerifiedToken> {
         let entries = self.entries.as_ref()?;
         let hit = entries.get(key)?;
         if now >= hit.expires_at().saturating_add(leeway) {
@@ -57,7 +55,7 @@ impl TokenCache {
         Some(hit)
     }
 
-    pub fn insert(&self, key: Key, verified: Arc<VerifiedToken>) {
+    pub fn insert(&self, key: Key, verified: VerifiedToken) {
         if let Some(entries) = &self.entries {
             entries.insert(key, verified);
         }
@@ -87,7 +85,7 @@ impl TokenCache {
 }
 
 /// quick_cache's defaults (its shard count, its hot share) but [`GHOST_SHARE`].
-fn cache(capacity: usize) -> Cache<Key, Arc<VerifiedToken>> {
+fn cache(capacity: usize) -> Cache<Key, VerifiedToken> {
     let options = OptionsBuilder::new()
         .estimated_items_capacity(capacity)
         .weight_capacity(u64::try_from(capacity).unwrap_or(u64::MAX))
@@ -116,8 +114,8 @@ mod tests {
 
     const NOW: i64 = 1_700_000_000;
 
-    fn token(n: usize) -> (Key, Arc<VerifiedToken>) {
-        (key(&format!("token-{n}")), Arc::new(VerifiedToken::for_tests(&format!("user{n}"), "read", NOW + 60)))
+    fn token(n: usize) -> (Key, VerifiedToken) {
+        (key(&format!("token-{n}")), VerifiedToken::for_tests(&format!("user{n}"), "read", NOW + 60))
     }
 
     #[test]
@@ -143,7 +141,7 @@ mod tests {
         let cache = TokenCache::new(100);
         for n in 0..10 {
             let key = key(&format!("token-{n}"));
-            cache.insert(key, Arc::new(VerifiedToken::for_tests("user", "read", NOW + n)));
+            cache.insert(key, VerifiedToken::for_tests("user", "read", NOW + n));
         }
         cache.sweep(NOW + 5, 2);
         // Kept while NOW + 5 < exp + 2: tokens 4 to 9.

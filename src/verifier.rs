@@ -27,7 +27,7 @@ impl Verifier {
     /// The verified token, from the cache or by verifying it with the keys of the issuer
     /// its `iss` names (with one rate-limited refetch of those keys on an unknown `kid`).
     /// Returns the token's cache key too: the exchange cache is keyed by it.
-    pub async fn verified(&self, raw: &str, now: i64) -> Result<(token_cache::Key, Arc<VerifiedToken>), Reason> {
+    pub async fn verified(&self, raw: &str, now: i64) -> Result<(token_cache::Key, VerifiedToken), Reason> {
         if raw.len() > token::MAX_TOKEN_LEN {
             return Err(Reason::TokenTooLarge);
         }
@@ -50,7 +50,7 @@ impl Verifier {
             }
             other => other,
         }?;
-        let verified = Arc::new(verified.from_issuer(index));
+        let verified = verified.from_issuer(index);
         self.cache.insert(key, verified.clone());
         Ok((key, verified))
     }

@@ -1008,8 +1008,10 @@ async fn s7_garbage_token_flood_leaves_cache_memory_and_issuer_alone() {
 /// binary's, so there the bound is on the growth per cached token (< 250 B, a guard against
 /// regressions, looser than the criterion: 30 MB less the release binary's 10 MB idle
 /// leaves 200 B per token, 214 B were measured; the criterion itself is checked at full
-/// length). The router part holds the cap and the expiry with 3,000 tokens and a cap of 1,000 on a manual clock (full: 1,000,000 tokens and 100,000). ES256 tokens,
-/// so that signing them is not the test's cost.
+/// length). The router part holds the cap and the expiry with 3,000 tokens and a cap of
+/// 1,000 on a manual clock (full: 1,000,000 tokens and 100,000). ES256 tokens, so that
+/// signing them is not the test's cost, each with a `sub` and `scope` shaped like Auth0's
+/// (`auth0|` and 24 hex digits, `read:orders`): what a cached token costs grows with them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s8_valid_token_churn_keeps_the_cache_bounded_and_never_serves_expired() {
     let _heavy = HEAVY.lock().await;
@@ -1074,6 +1076,8 @@ async fn s8_valid_token_churn_keeps_the_cache_bounded_and_never_serves_expired()
                     .token(&key, now())
                     .claim("exp", json!(now() + 60))
                     .claim("jti", json!(format!("b-{n}")))
+                    .claim("sub", json!(auth0_subject(n)))
+                    .claim("scope", json!("read:orders"))
                     .sign();
                 let ok = client.get(&url).bearer_auth(token).send().await.is_ok_and(|r| r.status() == StatusCode::OK);
                 failed += usize::from(!ok);
@@ -1111,6 +1115,11 @@ async fn s8_valid_token_churn_keeps_the_cache_bounded_and_never_serves_expired()
     } else {
         assert!(at_100k_mb < 30.0, "RSS with 100,000 cached tokens: {at_100k_mb:.1} MB");
     }
+}
+
+/// A `sub` as Auth0 writes one for a database user: `auth0|` and 24 hex digits.
+fn auth0_subject(n: u64) -> String {
+    format!("auth0|{n:024x}")
 }
 
 /// The real `tollgate` binary (envoy dialect) in front of `issuer`; killed by pid on drop.

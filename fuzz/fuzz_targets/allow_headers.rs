@@ -14,8 +14,6 @@
 //! A public route's headers are all empty.
 #![no_main]
 
-use std::sync::Arc;
-
 use http::HeaderName;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value, json};
@@ -61,7 +59,6 @@ fuzz_target!(|data: &[u8]| {
     let header = format!(r#"{{"alg":"ES256","typ":"at+jwt","kid":"{FUZZ_KID}"}}"#);
     let jws = sign_es256(header.as_bytes(), payload.as_bytes());
     let Ok(verified) = token::verify_keeping(&jws, keys(), config, NOW, &keep) else { return };
-    let verified = Arc::new(verified);
     let claims_b64 = jws.split('.').nth(1).expect("a payload segment").to_string();
     let scheme = if flags & 1 == 0 { Scheme::Bearer } else { Scheme::DPoP };
     let next_nonce = (flags & 2 != 0).then(|| tollgate::dpop::nonce::Nonces::new("fuzz").issue(NOW));
