@@ -404,6 +404,35 @@ impl Routes {
     fn ops(router: Router) -> Routes {
         Routes { router, checks: None }
     }
+
+    /// Who answers a request for `path`.
+    fn handler(&self, path: &str) -> Handler {
+        match &self.checks {
+            Some(live) if is_auth_path(path) => Handler::Check(live.clone()),
+            _ => Handler::Route(self.router.clone()),
+        }
+    }
+}
+
+/// The one that answers one request: [`check`], or the router.
+enum Handler {
+    Check(Live),
+    Route(Router),
+}
+
+impl Handler {
+    async fn answer(self, peer: SocketAddr, mut request: axum::http::Request<Incoming>) -> Response {
+        match self {
+            Handler::Check(live) => check(&live, peer, request.into_parts().0).await,
+            Handler::Route(router) => {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                match router.oneshot(request.map(Body::new)).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            }
+        }
+    }
 }
 
 /// Accepts on `listener` until `shutdown` closes, then answers what is still open: each
@@ -549,18 +578,12 @@ async fn connection(
     let closing = shutdown.closing();
     let head = Arc::new(HeadWait::new(accepted));
     let waiting = head.clone();
-    let service = hyper::service::service_fn(move |mut request: axum::http::Request<Incoming>| {
+    let service = hyper::service::service_fn(move |request: axum::http::Request<Incoming>| {
         waiting.answering();
         let last = shutdown.is_draining();
-        let (routes, waiting) = (routes.clone(), waiting.clone());
+        let (handler, waiting) = (routes.handler(request.uri().path()), waiting.clone());
         async move {
-            let mut response = match &routes.checks {
-                Some(live) if is_auth_path(request.uri().path()) => check(live, peer, request.into_parts().0).await,
-                _ => {
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    routes.router.oneshot(request.map(Body::new)).await?
-                }
-            };
+            let mut response = handler.answer(peer, request).await;
             if last {
                 response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
             }
