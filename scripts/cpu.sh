@@ -27,7 +27,9 @@
 # connections, as Envoy keeps one per worker) GRPC_CONCURRENCY (32: calls in flight)
 # WORKLOADS ("http-bare http-hot http-none grpc-bare grpc-hot") PORT_BASE (18490: tollgate
 # HTTP, +1 bare, +2 tollgate gRPC, +3 bare gRPC, +4 and +5 the other tollgate's) OUT
-# (target/cpu) SKIP_BUILD (0) OTHER_TOLLGATE (unset).
+# (target/cpu) SKIP_BUILD (0) OTHER_TOLLGATE (unset) PACE_MS (unset: wrk sends as fast as
+# the server answers; N: each wrk connection waits N ms before each request, the same
+# offered load below saturation for every HTTP server, scripts/load/hot.lua).
 #
 # Processes started: examples/tokens (development issuer), examples/bare,
 # examples/bare_grpc, target/release/tollgate serve (and OTHER_TOLLGATE serve), and each
@@ -230,7 +232,7 @@ fi
 
 echo "== warm-up: $WARMUP each"
 for w in "${WORKLOADS[@]}"; do run "warmup-$w" "$w" "$WARMUP"; done
-echo "== $ROUNDS rounds of $DURATION per workload, order rotating each round"
+echo "== $ROUNDS rounds of $DURATION per workload, order rotating each round${PACE_MS:+; HTTP paced: each connection waits ${PACE_MS} ms before each request}"
 for ((r = 1; r <= ROUNDS; r++)); do
     for ((i = 0; i < ${#WORKLOADS[@]}; i++)); do
         w=${WORKLOADS[(i + r - 1) % ${#WORKLOADS[@]}]}
