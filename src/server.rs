@@ -35,6 +35,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tower::ServiceExt as _;
 
+use crate::decision::Checker;
 use crate::gateway::CheckRequest;
 use crate::refusal::Answer;
 use crate::reload::Live;
@@ -70,7 +71,7 @@ fn ops_routes(shutdown: Option<Shutdown>) -> Router<Live> {
 }
 
 async fn auth(State(live): State<Live>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request) -> Response {
-    check(&live, peer, request.into_parts().0).await
+    check(&live.current(), peer, request.into_parts().0).await
 }
 
 /// The paths the `/auth` routes match: `/auth`, `/auth/` and `/auth/{path}`.
@@ -81,13 +82,14 @@ fn is_auth_path(path: &str) -> bool {
 /// `/auth`: the check of the request the gateway describes. The request's parts are moved
 /// in, not copied (the `HeaderMap` and `Uri` extractors would clone the whole header map
 /// and the URI on every check); the body is never read.
-async fn check(live: &Live, peer: SocketAddr, parts: axum::http::request::Parts) -> Response {
+/// `checker` is the live one when the request came: one checker from start to end, so a
+/// reload never mixes two configs in one check.
+async fn check(checker: &Checker, peer: SocketAddr, parts: axum::http::request::Parts) -> Response {
     // The query stays: Envoy appends the original request's path and query after `/auth`.
     let target = parts.uri.path_and_query().map_or(parts.uri.path(), |pq| pq.as_str());
     let path = target.strip_prefix("/auth").unwrap_or_default().to_string();
     let request = CheckRequest { peer: peer.ip().to_canonical(), method: parts.method, path, headers: parts.headers };
-    // One checker from start to end: a reload never mixes two configs in one check.
-    into_response(live.current().check(&request).await)
+    into_response(checker.check(&request).await)
 }
 
 fn into_response(answer: Answer) -> Response {
@@ -408,7 +410,7 @@ impl Routes {
     /// Who answers a request for `path`.
     fn handler(&self, path: &str) -> Handler {
         match &self.checks {
-            Some(live) if is_auth_path(path) => Handler::Check(live.clone()),
+            Some(live) if is_auth_path(path) => Handler::Check(live.current()),
             _ => Handler::Route(self.router.clone()),
         }
     }
@@ -416,14 +418,14 @@ impl Routes {
 
 /// The one that answers one request: [`check`], or the router.
 enum Handler {
-    Check(Live),
+    Check(Arc<Checker>),
     Route(Router),
 }
 
 impl Handler {
     async fn answer(self, peer: SocketAddr, mut request: axum::http::Request<Incoming>) -> Response {
         match self {
-            Handler::Check(live) => check(&live, peer, request.into_parts().0).await,
+            Handler::Check(checker) => check(&checker, peer, request.into_parts().0).await,
             Handler::Route(router) => {
                 request.extensions_mut().insert(ConnectInfo(peer));
                 match router.oneshot(request.map(Body::new)).await {
