@@ -82,6 +82,7 @@ fn is_auth_path(path: &str) -> bool {
 /// `/auth`: the check of the request the gateway describes. The request's parts are moved
 /// in, not copied (the `HeaderMap` and `Uri` extractors would clone the whole header map
 /// and the URI on every check); the body is never read.
+///
 /// `checker` is the live one when the request came: one checker from start to end, so a
 /// reload never mixes two configs in one check.
 async fn check(checker: &Checker, peer: SocketAddr, parts: axum::http::request::Parts) -> Response {
