@@ -12,16 +12,18 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, Method, header::AUTHORIZATION};
-use tokio::runtime::Runtime;
 use tollgate::clock::{Clock, SystemClock};
 use tollgate::config::Config;
 use tollgate::decision::Checker;
 use tollgate::dev::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, DevIssuer};
 use tollgate::gateway::CheckRequest;
 use tollgate::issuer::Timings;
+
+#[path = "support/side_by_side.rs"]
+mod side_by_side;
+use side_by_side::{Paired, alternate, block};
 
 const AUDIENCE: &str = "https://api.example.com";
 /// Blocks and checks per block under `cargo bench`; `cargo test --all-targets` runs the
@@ -34,21 +36,6 @@ fn request(path: &str, token: &str) -> CheckRequest {
     let mut headers = HeaderMap::new();
     headers.insert(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).expect("header value"));
     CheckRequest { peer: [127, 0, 0, 1].into(), method: Method::GET, path: path.into(), headers }
-}
-
-/// Nanoseconds per `decide` of `request`, over one block of `checks`.
-fn block(runtime: &Runtime, checker: &Checker, request: &CheckRequest, checks: usize) -> f64 {
-    let started = Instant::now();
-    for _ in 0..checks {
-        let decided = runtime.block_on(checker.decide(request));
-        assert!(decided.is_ok(), "the bench request must pass");
-    }
-    started.elapsed().as_nanos() as f64 / checks as f64
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn main() {
@@ -73,27 +60,10 @@ fn main() {
     block(&runtime, &checker, &without, checks);
     assert_eq!(checker.metrics().exchange_cache_misses.get(), 1, "one exchange call, then cache hits");
 
-    let (mut a, mut b, mut diff) = (Vec::new(), Vec::new(), Vec::new());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for n in 0..blocks {
-        let (x, y) = if n % 2 == 0 {
-            let x = block(&runtime, &checker, &with, checks);
-            (x, block(&runtime, &checker, &without, checks))
-        } else {
-            let y = block(&runtime, &checker, &without, checks);
-            (block(&runtime, &checker, &with, checks), y)
-        };
-        a.push(x);
-        b.push(y);
-        diff.push(x - y);
-        if Instant::now() > deadline {
-            break;
-        }
-    }
-    let (with_ns, without_ns) = (median(&mut a), median(&mut b));
-    let mid = median(&mut diff);
-    let (q1, q3) = (diff[diff.len() / 4], diff[diff.len() * 3 / 4]);
+    let paired =
+        alternate(blocks, || block(&runtime, &checker, &with, checks), || block(&runtime, &checker, &without, checks));
+    let Paired { a: with_ns, b: without_ns, difference: mid, q1, q3, blocks: measured } = paired;
     println!("check with a cached exchange   {with_ns:>8.0} ns");
     println!("check without exchange         {without_ns:>8.0} ns");
-    println!("added by the cached exchange   {mid:>8.0} ns (IQR {q1:.0} .. {q3:.0} ns, {} blocks)", diff.len());
+    println!("added by the cached exchange   {mid:>8.0} ns (IQR {q1:.0} .. {q3:.0} ns, {measured} blocks)");
 }

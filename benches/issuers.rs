@@ -28,6 +28,10 @@ use tollgate::gateway::CheckRequest;
 use tollgate::issuer::Timings;
 use tollgate::reload::Service;
 
+#[path = "support/side_by_side.rs"]
+mod side_by_side;
+use side_by_side::{Paired, alternate, block, median, quartiles};
+
 const AUDIENCE: &str = "https://api.example.com";
 
 /// Blocks, checks per block and reloads under `cargo bench`; fewer as a smoke test.
@@ -54,26 +58,6 @@ fn request(token: &str) -> CheckRequest {
     let mut headers = HeaderMap::new();
     headers.insert(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).expect("header value"));
     CheckRequest { peer: [127, 0, 0, 1].into(), method: Method::GET, path: "/orders".into(), headers }
-}
-
-/// Nanoseconds per `decide` of `request`, over one block of `checks`.
-fn block(runtime: &Runtime, checker: &Checker, request: &CheckRequest, checks: usize) -> f64 {
-    let started = Instant::now();
-    for _ in 0..checks {
-        let decided = runtime.block_on(checker.decide(request));
-        assert!(decided.is_ok(), "the bench request must pass");
-    }
-    started.elapsed().as_nanos() as f64 / checks as f64
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-fn quartiles(values: &mut [f64]) -> (f64, f64) {
-    values.sort_by(f64::total_cmp);
-    (values[values.len() / 4], values[values.len() * 3 / 4])
 }
 
 /// A config with `routes` routes over `issuers`, route `n` differing by `version`.
@@ -105,28 +89,11 @@ fn main() {
     block(&runtime, &ten, &last, checks);
     assert_eq!(ten.metrics().token_cache_misses.get(), 1, "cached after the first check");
 
-    let (mut a, mut b, mut diff) = (Vec::new(), Vec::new(), Vec::new());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for n in 0..blocks {
-        let (x, y) = if n % 2 == 0 {
-            let x = block(&runtime, &ten, &last, checks);
-            (x, block(&runtime, &one, &first, checks))
-        } else {
-            let y = block(&runtime, &one, &first, checks);
-            (block(&runtime, &ten, &last, checks), y)
-        };
-        a.push(x);
-        b.push(y);
-        diff.push(x - y);
-        if Instant::now() > deadline {
-            break;
-        }
-    }
-    let (ten_ns, one_ns, mid) = (median(&mut a), median(&mut b), median(&mut diff));
-    let (q1, q3) = quartiles(&mut diff);
+    let paired = alternate(blocks, || block(&runtime, &ten, &last, checks), || block(&runtime, &one, &first, checks));
+    let Paired { a: ten_ns, b: one_ns, difference: mid, q1, q3, blocks: measured } = paired;
     println!("cached check, 10 issuers (last) {ten_ns:>8.0} ns");
     println!("cached check, 1 issuer          {one_ns:>8.0} ns");
-    println!("added by 9 more issuers         {mid:>8.0} ns (IQR {q1:.0} .. {q3:.0} ns, {} blocks)", diff.len());
+    println!("added by 9 more issuers         {mid:>8.0} ns (IQR {q1:.0} .. {q3:.0} ns, {measured} blocks)");
 
     // The peek an uncached check makes before any key lookup, as `Checker` makes it.
     let names: Vec<String> = issuers.iter().map(|i| i.issuer().to_string()).collect();
