@@ -9,9 +9,9 @@
 //! Only successes are inserted: garbage tokens never reach it.
 //!
 //! Memory, per cached token (the goal: a process under 30 MB with 100,000 cached): the
-//! [`VerifiedToken`], one malloc chunk of 40 bytes and its `sub` and `scope` (64 bytes in
-//! all for short ones, 96 for an Auth0 `sub`); quick_cache's slot, 64 bytes (the 32-byte
-//! key, the token's pointer, its state and list links); its hash table's index, 5 bytes a
+//! [`VerifiedToken`], one malloc chunk of 24 bytes and its `sub` and `scope` (48 bytes in
+//! all for short ones, 80 for an Auth0 `sub`); quick_cache's slot, 64 bytes (the 32-byte
+//! key, the token's pointer and length, its state and list links); its hash table's index, 5 bytes a
 //! bucket; and the ghosts, [`GHOST_SHARE`].
 
 use quick_cache::sync::{Cache, DefaultLifecycle};
