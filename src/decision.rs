@@ -255,7 +255,7 @@ impl Checker {
     ) -> Option<(String, String)> {
         let credentials = credentials::extract(headers).ok()?;
         let claim = |jws: &str, name: &str| -> Option<String> {
-            let payload = crate::jws::decode(jws.split('.').nth(1)?).ok()?;
+            let payload = crate::jws::decode(crate::jws::payload_segment(jws)).ok()?;
             let claims: serde_json::Value = serde_json::from_slice(&payload).ok()?;
             Some(claims.get(name)?.to_string())
         };
@@ -331,7 +331,7 @@ impl Checker {
             self.downstream_tokens(routes, credentials.token(), &token_key, &token).await.map_err(refuse)?;
         // The token verified (or was cached under its hash), so its payload segment is the
         // verified JSON: the cache need not keep a copy.
-        let payload = credentials.token().split('.').nth(1).unwrap_or_default();
+        let payload = crate::jws::payload_segment(credentials.token());
         // base64url: always a valid header value.
         let claims = HeaderValue::from_str(payload).unwrap_or_else(|_| HeaderValue::from_static(""));
         Ok(Allow::Token { scheme, token, claims, next_nonce, downstream })

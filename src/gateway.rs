@@ -50,7 +50,9 @@ pub struct CheckRequest {
 /// The client's request as tollgate understands it, normalized.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginalRequest {
-    method: String,
+    /// As sent, case included; `Method` keeps the standard ones and short extensions
+    /// without an allocation.
+    method: Method,
     scheme: &'static str,
     /// The authority as the client wrote it: lower-cased, default port removed.
     authority: Option<Authority>,
@@ -73,10 +75,11 @@ impl OriginalRequest {
         let (method, path) = (parse_method(method)?, normalize_path(strip_query(uri))?);
         // CONNECT's target is an authority, not a path (RFC 9110 §9.3.6): there is no path
         // to judge, whatever the gateway put in the URI header (Caddy sends `/`).
-        if method.eq_ignore_ascii_case("CONNECT") {
+        if method.as_str().eq_ignore_ascii_case("CONNECT") {
             return Err(Reason::AmbiguousPath);
         }
-        let upper = method.bytes().any(|b| b.is_ascii_lowercase()).then(|| method.to_ascii_uppercase());
+        let text = method.as_str();
+        let upper = text.bytes().any(|b| b.is_ascii_lowercase()).then(|| text.to_ascii_uppercase());
         let mut request =
             OriginalRequest { method, upper, scheme, authority, routed: None, path, overrides: Vec::new() };
         for value in query_values(uri, "_method") {
@@ -91,7 +94,7 @@ impl OriginalRequest {
     }
 
     pub fn method(&self) -> &str {
-        &self.method
+        self.method.as_str()
     }
 
     pub fn scheme(&self) -> &str {
@@ -130,7 +133,10 @@ impl OriginalRequest {
         if value.is_empty() {
             return Ok(());
         }
-        let method = parse_method(&value.to_ascii_uppercase()).map_err(|_| Reason::BadMethodOverride)?;
+        let method = value.to_ascii_uppercase();
+        if !is_token(&method) {
+            return Err(Reason::BadMethodOverride);
+        }
         if !self.overrides.contains(&method) {
             if self.overrides.len() == MAX_OVERRIDES {
                 return Err(Reason::BadMethodOverride);
@@ -333,12 +339,18 @@ fn one<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>,
     }
 }
 
-fn parse_method(method: &str) -> Result<String, Reason> {
+/// A method is a token (RFC 9110 §9.1, §5.6.2).
+fn is_token(method: &str) -> bool {
     let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    if method.is_empty() || !method.bytes().all(tchar) {
+    !method.is_empty() && method.bytes().all(tchar)
+}
+
+fn parse_method(method: &str) -> Result<Method, Reason> {
+    if !is_token(method) {
         return Err(Reason::BadForwardedHeader);
     }
-    Ok(method.to_string())
+    // `Method` accepts exactly the tokens: the fallback is never taken.
+    Method::from_bytes(method.as_bytes()).map_err(|_| Reason::BadForwardedHeader)
 }
 
 fn strip_query(uri: &str) -> &str {

@@ -37,7 +37,7 @@ pub fn parse(compact: &str, max_len: usize) -> Result<Compact<'_>, JwsError> {
     if compact.len() > max_len {
         return Err(JwsError::TooLarge);
     }
-    let mut dots = compact.match_indices('.').map(|(i, _)| i);
+    let mut dots = memchr::memchr_iter(b'.', compact.as_bytes());
     let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
         return Err(JwsError::Encoding);
     };
@@ -50,6 +50,17 @@ pub fn parse(compact: &str, max_len: usize) -> Result<Compact<'_>, JwsError> {
     let header_bytes = decode(header_b64)?;
     let header = object(&header_bytes).ok_or(JwsError::Header)?;
     Ok(Compact { header, signing_input: &compact[..second], payload_b64, signature_b64 })
+}
+
+/// The payload segment of a compact JWS (between its first two dots), not decoded; empty
+/// when there is none. For a token already verified, whose framing [`parse`] checked.
+pub fn payload_segment(compact: &str) -> &str {
+    let mut dots = memchr::memchr_iter(b'.', compact.as_bytes());
+    match (dots.next(), dots.next()) {
+        // Dots are ASCII: both ends are character boundaries.
+        (Some(first), Some(second)) => &compact[first + 1..second],
+        _ => "",
+    }
 }
 
 impl Compact<'_> {

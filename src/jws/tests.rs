@@ -14,6 +14,17 @@ fn a_well_formed_compact_jws_parses() {
 }
 
 #[test]
+fn the_payload_segment_is_what_parse_finds_between_the_first_two_dots() {
+    let token = compact(r#"{"alg":"RS256"}"#, r#"{"sub":"a"}"#, "c2ln");
+    assert_eq!(payload_segment(&token), parse(&token, 8192).unwrap().payload_b64);
+    for (text, payload) in
+        [("a.b.c", "b"), ("a..c", ""), ("a.b", ""), ("a.b.c.d", "b"), ("abc", ""), ("", ""), (".é.", "é")]
+    {
+        assert_eq!(payload_segment(text), payload, "{text}");
+    }
+}
+
+#[test]
 fn oversized_input_is_refused_before_decoding() {
     let token = "a".repeat(9000);
     assert_eq!(parse(&token, 8192).unwrap_err(), JwsError::TooLarge);
