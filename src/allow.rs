@@ -19,7 +19,7 @@
 use std::fmt::Write as _;
 
 use http::StatusCode;
-use http::header::{HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use serde_json::Value;
 
@@ -63,7 +63,7 @@ impl Allow {
             let headers = named.into_iter().chain(claimed).map(|name| (name, empty())).collect();
             return Answer { status: StatusCode::OK, headers, body: String::new() };
         };
-        let mut headers = Vec::with_capacity(5 + claim_headers.len() + downstream.len() + 1);
+        let mut headers = HeaderMap::with_capacity(5 + claim_headers.len() + downstream.len() + 1);
         headers.extend([
             (X_AUTH_SUBJECT, header_value(&encode_subject(token.subject()))),
             (X_AUTH_SCHEME, HeaderValue::from_static(scheme.as_str())),
@@ -73,11 +73,13 @@ impl Allow {
         ]);
         for h in claim_headers {
             let value = token.claim(&h.claim).and_then(claim_text).unwrap_or_default();
-            headers.push((h.name.clone(), header_value(&value)));
+            headers.append(h.name.clone(), header_value(&value));
         }
-        headers.extend(downstream);
+        for (name, value) in downstream {
+            headers.append(name, value);
+        }
         if let Some(nonce) = next_nonce {
-            headers.push((DPOP_NONCE, header_value(&nonce)));
+            headers.append(DPOP_NONCE, header_value(&nonce));
         }
         Answer { status: StatusCode::OK, headers, body: String::new() }
     }

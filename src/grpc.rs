@@ -151,13 +151,13 @@ fn bounded<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> Result<Heade
 /// every other client-sent `x-auth-*` header removed, `DPoP-Nonce` for the client.
 fn ok_response(answer: Answer, request_headers: &HeaderMap, metadata: Struct) -> CheckResponse {
     let mut ok = OkHttpResponse::default();
-    for (name, value) in answer.headers {
+    for (name, value) in &answer.headers {
         if name == DPOP_NONCE {
-            ok.response_headers_to_add.push(option(&name, &value, HeaderAppendAction::OverwriteIfExistsOrAdd));
+            ok.response_headers_to_add.push(option(name, value, HeaderAppendAction::OverwriteIfExistsOrAdd));
         } else if value.is_empty() {
             ok.headers_to_remove.push(name.as_str().to_string());
         } else {
-            ok.headers.push(option(&name, &value, HeaderAppendAction::OverwriteIfExistsOrAdd));
+            ok.headers.push(option(name, value, HeaderAppendAction::OverwriteIfExistsOrAdd));
         }
     }
     for name in request_headers.keys() {

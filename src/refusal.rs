@@ -12,7 +12,7 @@
 //! the decision is returned ([`crate::decision`]), not here: this conversion is pure.
 
 use http::StatusCode;
-use http::header::{HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 
 /// The authentication scheme a request used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -516,11 +516,12 @@ pub struct ChallengeSettings {
     pub invalid_request_status: StatusCode,
 }
 
-/// An HTTP answer, independent of the server framework (HTTP today, gRPC later).
+/// An HTTP answer, independent of the front door: the HTTP server sends it as it is, the
+/// gRPC door translates it. The headers are already the map the HTTP response takes over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     pub status: StatusCode,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub headers: HeaderMap,
     pub body: String,
 }
 
@@ -541,7 +542,7 @@ pub fn respond(refusal: &Refusal, settings: &ChallengeSettings) -> Answer {
         Status::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Status::GatewayError => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    let mut headers = Vec::with_capacity(3);
+    let mut headers = HeaderMap::with_capacity(3);
     let challenged =
         matches!(class, Status::BadRequest | Status::Unauthorized) || code == Some(ErrorCode::InsufficientScope);
     if challenged {
@@ -553,19 +554,21 @@ pub fn respond(refusal: &Refusal, settings: &ChallengeSettings) -> Answer {
             let error = if scheme == errored { code } else { None };
             // Built in one `String` whose buffer the `HeaderValue` takes over, no copy.
             if let Ok(value) = HeaderValue::try_from(challenge(scheme, error, reason, settings)) {
-                headers.push((WWW_AUTHENTICATE, value));
+                headers.append(WWW_AUTHENTICATE, value);
             }
         }
     }
     if let Reason::UseDpopNonce { nonce } = reason
         && let Ok(value) = HeaderValue::from_str(nonce)
     {
-        headers.push((DPOP_NONCE, value));
+        headers.append(DPOP_NONCE, value);
     }
     match reason {
-        Reason::ExchangeRateLimited { retry_after } => headers.push((RETRY_AFTER, HeaderValue::from(*retry_after))),
+        Reason::ExchangeRateLimited { retry_after } => {
+            headers.append(RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
         _ if class == Status::Unavailable => {
-            headers.push((RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS)));
+            headers.append(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
         }
         _ => {}
     }

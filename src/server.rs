@@ -26,7 +26,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use hyper::body::Incoming;
@@ -94,18 +94,15 @@ async fn check(checker: &Checker, peer: SocketAddr, parts: axum::http::request::
 }
 
 fn into_response(answer: Answer) -> Response {
-    let json = !answer.body.is_empty();
+    let Answer { status, mut headers, body } = answer;
+    let json = !body.is_empty();
     // An allow has no body: `Body::empty()` costs no allocation, a body from a `String` does.
-    let body = if json { Body::from(answer.body) } else { Body::empty() };
-    let mut headers = HeaderMap::with_capacity(answer.headers.len() + usize::from(json));
+    let body = if json { Body::from(body) } else { Body::empty() };
     if json {
         headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     }
-    for (name, value) in answer.headers {
-        headers.append(name, value);
-    }
     let mut response = Response::new(body);
-    *response.status_mut() = answer.status;
+    *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
 }

@@ -143,7 +143,7 @@ fn well_formed(
     if challenged {
         assert_eq!(with_error, usize::from(reason.code().is_some()), "{challenges:?}");
     }
-    let header = |name: &str| answer.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.to_str().expect("ASCII"));
+    let header = |name: &str| answer.headers.get(name).map(|v| v.to_str().expect("ASCII"));
     if let Reason::UseDpopNonce { .. } = reason {
         assert_eq!(header("dpop-nonce"), Some(nonce));
     }

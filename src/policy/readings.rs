@@ -41,19 +41,17 @@ impl Reading<'_> {
     }
 }
 
-/// Every reading of `request`, the method and path as sent first. One allocation, the
-/// result: this runs on every check.
-pub fn readings(request: &OriginalRequest, matching: PathMatching) -> Vec<Reading<'_>> {
+/// Every reading of `request`, the method and path as sent first. An iterator, nothing
+/// collected: this runs on every check.
+pub fn readings(request: &OriginalRequest, matching: PathMatching) -> impl Iterator<Item = Reading<'_>> {
     let paths = paths(request.path(), matching);
-    let mut all: Vec<Reading<'_>> = Vec::with_capacity(paths.clone().count());
-    for method in methods(request) {
+    methods(request)
+        .enumerate()
         // Every method brings the path as sent: one already read brings nothing new.
-        if all.iter().any(|r| r.method == method) {
-            continue;
-        }
-        all.extend(paths.clone().map(|(path, fold_case, as_sent)| Reading { method, path, fold_case, as_sent }));
-    }
-    all
+        .filter(move |&(n, method)| !methods(request).take(n).any(|earlier| earlier == method))
+        .flat_map(move |(_, method)| {
+            paths.clone().map(move |(path, fold_case, as_sent)| Reading { method, path, fold_case, as_sent })
+        })
 }
 
 /// The method (and upper-cased, when it is not: Django and Flask upper-case it), GET for
@@ -92,7 +90,7 @@ mod tests {
     }
 
     fn described(request: &OriginalRequest, matching: PathMatching) -> Vec<String> {
-        readings(request, matching).iter().map(Reading::describe).collect()
+        readings(request, matching).map(|r| r.describe()).collect()
     }
 
     #[test]
@@ -114,7 +112,7 @@ mod tests {
             ]
         );
         let as_sent: Vec<bool> =
-            readings(&request("GET", "/a.json"), PathMatching::Strict).iter().map(|r| r.as_sent).collect();
+            readings(&request("GET", "/a.json"), PathMatching::Strict).map(|r| r.as_sent).collect();
         assert_eq!(as_sent, [true, false, false, false]);
     }
 
