@@ -70,10 +70,18 @@ fn valid_host(host: &str) -> bool {
         return literal.parse::<std::net::Ipv6Addr>().is_ok();
     }
     let name = host.strip_suffix('.').unwrap_or(host);
-    !name.is_empty()
-        && name.split('.').all(|label| {
-            !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
-        })
+    // One pass, counting the current label's length: a dot must end a non-empty label.
+    let mut label = 0;
+    for b in name.bytes() {
+        match b {
+            b'.' if label == 0 => return false,
+            b'.' => label = 0,
+            b'-' | b'_' => label += 1,
+            _ if b.is_ascii_alphanumeric() => label += 1,
+            _ => return false,
+        }
+    }
+    label > 0
 }
 
 /// Splits `host:port`; a port must be 1–65535 written without leading zeros.
@@ -115,10 +123,18 @@ pub fn normalize_path(raw: &str) -> Result<String, Reason> {
 /// escape, no `//`, no dot segment (also none before a `;`). Such a path needs no vector
 /// of segments.
 fn is_normal(raw: &str) -> bool {
-    raw.starts_with('/')
-        && raw.bytes().all(|b| b > 0x20 && b < 0x7F && !matches!(b, b'%' | b'\\' | b'?' | b'#'))
-        && !raw.contains("//")
-        && raw[1..].split('/').all(|segment| !matches!(segment.split(';').next(), Some("." | "..")))
+    let plain = |b: &u8| *b > 0x20 && *b < 0x7F && !matches!(b, b'%' | b'\\' | b'?' | b'#');
+    let Some(rest) = raw.strip_prefix('/') else { return false };
+    let mut segments = rest.as_bytes().split(|b| *b == b'/').peekable();
+    while let Some(segment) = segments.next() {
+        // An empty segment before another is a `//`; only the last may be empty.
+        let doubled = segment.is_empty() && segments.peek().is_some();
+        let name = segment.split(|b| *b == b';').next().unwrap_or_default();
+        if doubled || matches!(name, b"." | b"..") || !segment.iter().all(plain) {
+            return false;
+        }
+    }
+    true
 }
 
 /// [`normalize_path`] segment by segment.
@@ -219,5 +235,15 @@ mod tests {
             paths = next;
         }
         assert!(shortcut > 10_000, "the shortcut took only {shortcut} paths");
+    }
+
+    #[test]
+    fn a_host_is_bracketed_ipv6_or_non_empty_labels() {
+        for host in ["a", "api.example.com", "api.example.com.", "a-b_c.d", "127.0.0.1", "[::1]", "[2001:db8::1]"] {
+            assert!(valid_host(host), "{host}");
+        }
+        for host in ["", ".", "..", ".a", "a..b", "a..", "a b", "a/b", "a:b", "é.com", "[::1", "[zz]", "a.b%2e"] {
+            assert!(!valid_host(host), "{host}");
+        }
     }
 }

@@ -15,6 +15,8 @@
 //! the routes they match, so a public route opens only for its exact path and a derived
 //! reading never loosens a decision.
 
+use smallvec::SmallVec;
+
 use crate::config::PathMatching;
 use crate::gateway::OriginalRequest;
 
@@ -41,17 +43,27 @@ impl Reading<'_> {
     }
 }
 
-/// Every reading of `request`, the method and path as sent first. An iterator, nothing
-/// collected: this runs on every check.
-pub fn readings(request: &OriginalRequest, matching: PathMatching) -> impl Iterator<Item = Reading<'_>> {
-    let paths = paths(request.path(), matching);
-    methods(request)
-        .enumerate()
+/// Every reading of `request`, the method and path as sent first. Up to four inline (a
+/// method, and a path with one format suffix): a check allocates nothing for them.
+pub fn readings(request: &OriginalRequest, matching: PathMatching) -> SmallVec<[Reading<'_>; 4]> {
+    let path = request.path();
+    let mut all = SmallVec::new();
+    for (n, method) in methods(request).enumerate() {
         // Every method brings the path as sent: one already read brings nothing new.
-        .filter(move |&(n, method)| !methods(request).take(n).any(|earlier| earlier == method))
-        .flat_map(move |(_, method)| {
-            paths.clone().map(move |(path, fold_case, as_sent)| Reading { method, path, fold_case, as_sent })
-        })
+        if methods(request).take(n).any(|earlier| earlier == method) {
+            continue;
+        }
+        let mut read = |path, fold_case, as_sent| all.push(Reading { method, path, fold_case, as_sent });
+        read(path, false, true);
+        if matching == PathMatching::Strict {
+            read(path, true, false);
+            for stem in format_stems(path) {
+                read(stem, false, false);
+                read(stem, true, false);
+            }
+        }
+    }
+    all
 }
 
 /// The method (and upper-cased, when it is not: Django and Flask upper-case it), GET for
@@ -61,15 +73,6 @@ fn methods(request: &OriginalRequest) -> impl Iterator<Item = &str> {
         .chain(request.upper_method())
         .chain(request.method_overrides().iter().map(String::as_str))
         .flat_map(|method| std::iter::once(method).chain(method.eq_ignore_ascii_case("HEAD").then_some("GET")))
-}
-
-/// `(path, fold_case, as_sent)` for each path reading.
-fn paths(path: &str, matching: PathMatching) -> impl Iterator<Item = (&str, bool, bool)> + Clone {
-    let derived = (matching == PathMatching::Strict).then(|| {
-        std::iter::once((path, true, false))
-            .chain(format_stems(path).flat_map(|stem| [(stem, false, false), (stem, true, false)]))
-    });
-    std::iter::once((path, false, true)).chain(derived.into_iter().flatten())
 }
 
 /// The path with each possible format suffix of its last segment removed: `/a/r.tar.gz`
@@ -90,7 +93,7 @@ mod tests {
     }
 
     fn described(request: &OriginalRequest, matching: PathMatching) -> Vec<String> {
-        readings(request, matching).map(|r| r.describe()).collect()
+        readings(request, matching).iter().map(Reading::describe).collect()
     }
 
     #[test]
@@ -112,7 +115,7 @@ mod tests {
             ]
         );
         let as_sent: Vec<bool> =
-            readings(&request("GET", "/a.json"), PathMatching::Strict).map(|r| r.as_sent).collect();
+            readings(&request("GET", "/a.json"), PathMatching::Strict).iter().map(|r| r.as_sent).collect();
         assert_eq!(as_sent, [true, false, false, false]);
     }
 
