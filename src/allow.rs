@@ -63,13 +63,17 @@ impl Allow {
             let headers = named.into_iter().chain(claimed).map(|name| (name, empty())).collect();
             return Answer { status: StatusCode::OK, headers, body: String::new() };
         };
+        let (actor, chain) = match token.actors() {
+            [] => (HeaderValue::from_static(""), HeaderValue::from_static("")),
+            actors @ [current, ..] => (header_value(&encode_subject(current)), header_value(&delegation_chain(actors))),
+        };
         let mut headers = HeaderMap::with_capacity(5 + claim_headers.len() + downstream.len() + 1);
         headers.extend([
             (X_AUTH_SUBJECT, header_value(&encode_subject(token.subject()))),
             (X_AUTH_SCHEME, HeaderValue::from_static(scheme.as_str())),
             (X_AUTH_CLAIMS, claims),
-            (X_AUTH_ACTOR, header_value(&token.actors().first().map(|a| encode_subject(a)).unwrap_or_default())),
-            (X_AUTH_DELEGATION_CHAIN, header_value(&delegation_chain(token.actors()))),
+            (X_AUTH_ACTOR, actor),
+            (X_AUTH_DELEGATION_CHAIN, chain),
         ]);
         for h in claim_headers {
             let value = token.claim(&h.claim).and_then(claim_text).unwrap_or_default();

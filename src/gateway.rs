@@ -72,7 +72,8 @@ impl OriginalRequest {
     pub fn new(method: &str, scheme: &str, host: Option<&str>, uri: &str) -> Result<Self, Reason> {
         let scheme = parse_scheme(scheme)?;
         let authority = host.map(|h| Authority::parse(h, scheme)).transpose()?;
-        let (method, path) = (parse_method(method)?, normalize_path(strip_query(uri))?);
+        let (path, query) = split_target(uri);
+        let (method, path) = (parse_method(method)?, normalize_path(path)?);
         // CONNECT's target is an authority, not a path (RFC 9110 §9.3.6): there is no path
         // to judge, whatever the gateway put in the URI header (Caddy sends `/`).
         if method.as_str().eq_ignore_ascii_case("CONNECT") {
@@ -82,7 +83,7 @@ impl OriginalRequest {
         let upper = text.bytes().any(|b| b.is_ascii_lowercase()).then(|| text.to_ascii_uppercase());
         let mut request =
             OriginalRequest { method, upper, scheme, authority, routed: None, path, overrides: Vec::new() };
-        for value in query_values(uri, "_method") {
+        for value in query_values(query, "_method") {
             request.add_override(&value)?;
         }
         Ok(request)
@@ -223,6 +224,11 @@ pub fn original_request(proxy: &ProxyConfig, check: &CheckRequest) -> Result<Ori
 /// The method-override headers, every occurrence and every comma-separated value: the
 /// client's own headers, which gateways pass to the check as they pass them upstream.
 fn add_header_overrides(request: &mut OriginalRequest, headers: &HeaderMap) -> Result<(), Reason> {
+    // Most requests carry none: one look over the names present (a comparison each) costs
+    // less than three lookups (each hashes its name).
+    if !headers.keys().any(|name| METHOD_OVERRIDE_HEADERS.contains(name)) {
+        return Ok(());
+    }
     for name in &METHOD_OVERRIDE_HEADERS {
         for value in headers.get_all(name) {
             let text = value.to_str().map_err(|_| Reason::BadMethodOverride)?;
@@ -353,16 +359,21 @@ fn parse_method(method: &str) -> Result<Method, Reason> {
     Method::from_bytes(method.as_bytes()).map_err(|_| Reason::BadForwardedHeader)
 }
 
-fn strip_query(uri: &str) -> &str {
-    uri.split(['?', '#']).next().unwrap_or(uri)
+/// A request target's path and its query, if any; a fragment ends either. One pass: the
+/// bytes are ASCII delimiters, so both ends are character boundaries.
+fn split_target(uri: &str) -> (&str, Option<&str>) {
+    let Some(i) = uri.bytes().position(|b| b == b'?' || b == b'#') else { return (uri, None) };
+    let query = (uri.as_bytes()[i] == b'?').then(|| {
+        let rest = &uri[i + 1..];
+        rest.split_once('#').map_or(rest, |(query, _)| query)
+    });
+    (&uri[..i], query)
 }
 
 /// Every value of the query parameter `name`, percent- and `+`-decoded as form parsers do
 /// (names too: `%5Fmethod` is `_method`); `&` and `;` both separate parameters.
-fn query_values(uri: &str, name: &str) -> Vec<String> {
-    let Some(query) = uri.split('#').next().and_then(|u| u.split_once('?')).map(|(_, q)| q) else {
-        return Vec::new();
-    };
+fn query_values(query: Option<&str>, name: &str) -> Vec<String> {
+    let Some(query) = query else { return Vec::new() };
     query
         .split(';')
         .flat_map(|part| url::form_urlencoded::parse(part.as_bytes()))

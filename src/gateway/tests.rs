@@ -322,10 +322,11 @@ fn unreadable_or_too_many_method_overrides_are_refused() {
 
 #[test]
 fn query_values_are_form_decoded() {
-    assert_eq!(query_values("/p?_method=a+b%41&x=1#_method=no", "_method"), ["a bA"]);
-    assert_eq!(query_values("/p?_method", "_method"), [""]);
-    assert_eq!(query_values("/p?%zz=1&_method=%zz", "_method"), ["%zz"]);
-    assert!(query_values("/p", "_method").is_empty());
+    let values = |target| query_values(split_target(target).1, "_method");
+    assert_eq!(values("/p?_method=a+b%41&x=1#_method=no"), ["a bA"]);
+    assert_eq!(values("/p?_method"), [""]);
+    assert_eq!(values("/p?%zz=1&_method=%zz"), ["%zz"]);
+    assert!(values("/p").is_empty());
 }
 
 #[test]
@@ -394,4 +395,21 @@ fn a_method_not_in_upper_case_is_also_read_upper_cased() {
     let request = OriginalRequest::new("Delete", "https", None, "/").unwrap();
     assert_eq!((request.method(), request.upper_method()), ("Delete", Some("DELETE")));
     assert_eq!(OriginalRequest::new("DELETE", "https", None, "/").unwrap().upper_method(), None);
+}
+
+#[test]
+fn a_target_splits_into_its_path_and_query_at_the_first_delimiter() {
+    let cases = [
+        ("/a", ("/a", None)),
+        ("/a?x=1&y", ("/a", Some("x=1&y"))),
+        ("/a?x#f", ("/a", Some("x"))),
+        ("/a?x?y", ("/a", Some("x?y"))),
+        ("/a#f?x", ("/a", None)),
+        ("/a?", ("/a", Some(""))),
+        ("/é/ü?q=€", ("/é/ü", Some("q=€"))),
+        ("?q", ("", Some("q"))),
+    ];
+    for (target, parts) in cases {
+        assert_eq!(split_target(target), parts, "{target}");
+    }
 }
