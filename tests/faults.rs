@@ -564,8 +564,12 @@ async fn s2_cold_start_with_the_issuer_down_answers_503_until_ready() {
 
 /// **S3, slow issuer.** The JWKS stops answering while refreshes keep being attempted.
 /// Pass: each fetch is abandoned at the fetch timeout (5 s); cached-token checks keep their
-/// p99 (within 1.2× of the baseline measured just before); no request waits longer than the
-/// timeout for keys (a token with an unknown `kid`, which waits for the fetch, included).
+/// p99 (within 1.2× of the baseline); no request waits longer than the timeout for keys (a
+/// token with an unknown `kid`, which waits for the fetch, included).
+///
+/// The baseline is the larger p99 of two phases without the hang, one before it and one
+/// after: two such phases differ by more than 20% on their own on a shared machine (0.25 and
+/// 0.32 ms at full length), while a check held up by the hanging fetch would take seconds.
 ///
 /// Scale-down: a 2 s fetch timeout, 3 s of traffic at 100 rps per phase (full: 5 s, 30 s);
 /// in CI the p99 bound is 2× + 5 ms (see `assert_ratio`). `tests/issuer.rs`
@@ -612,18 +616,21 @@ async fn s3_slow_issuer_is_abandoned_at_the_timeout_and_cached_checks_keep_their
             waits
         })
     };
-    let slow = rig.load(100.0, phase, auth).await;
+    let slow = rig.load(100.0, phase, auth.clone()).await;
     stop.store(true, Ordering::Relaxed);
     let refreshes = refresher.await.unwrap();
     let unknown_waits = unknown.await.unwrap();
+    rig.issuer.set_mode(JwksMode::Serve);
+    let after = rig.load(100.0, phase, auth).await;
     let longest_wait = unknown_waits.iter().max().copied().unwrap_or_default();
     figures(
         "s3",
         format_args!(
-            "timeout={timeout:?} baseline: {} | hanging: {} max={} | refreshes {:?} | unknown-kid waits max {}",
+            "timeout={timeout:?} baseline: {} | hanging: {} max={} | after: {} | refreshes {:?} | unknown-kid waits max {}",
             baseline.summary(),
             slow.summary(),
             ms(slow.max()),
+            after.summary(),
             refreshes
                 .iter()
                 .map(|(d, e)| format!("{:.2}s{}", d.as_secs_f64(), if *e { "" } else { "(ok?)" }))
@@ -631,7 +638,7 @@ async fn s3_slow_issuer_is_abandoned_at_the_timeout_and_cached_checks_keep_their
             ms(longest_wait)
         ),
     );
-    assert_eq!(baseline.failed() + slow.failed(), 0, "{} / {}", baseline.summary(), slow.summary());
+    assert_eq!(baseline.failed() + slow.failed() + after.failed(), 0, "{} / {}", baseline.summary(), slow.summary());
     assert!(!refreshes.is_empty());
     for (took, failed) in &refreshes {
         assert!(*failed, "a fetch from a hanging issuer succeeded");
@@ -641,7 +648,8 @@ async fn s3_slow_issuer_is_abandoned_at_the_timeout_and_cached_checks_keep_their
     assert!(refreshes.iter().any(|(took, _)| *took >= timeout.mul_f64(0.9)), "{refreshes:?}");
     assert!(slow.max() < timeout, "a cached-token check waited {} for keys", ms(slow.max()));
     assert!(longest_wait <= timeout + secs(1.0), "an unknown-kid check waited {}", ms(longest_wait));
-    assert_ratio("cached-token p99 with a hanging issuer", slow.p99(), baseline.p99(), 1.2, 2.0);
+    let quiet = baseline.p99().max(after.p99());
+    assert_ratio("cached-token p99 with a hanging issuer", slow.p99(), quiet, 1.2, 2.0);
 }
 
 /// **S4, key rotation.** The issuer adds `k2` and signs with it while `k1` tokens keep
