@@ -183,18 +183,7 @@ TOKENS_PID=$LAST_PID
 wait_for "$TOKENS_PID" 60 grep -q '^READY' "$WORK/tokens.log" || die "the issuer did not start: $(cat "$WORK/tokens.log")"
 ISSUER=$(sed -n 's/^ISSUER=//p' "$WORK/tokens.log")
 
-cat >"$WORK/tollgate.toml" <<EOF
-listen = "127.0.0.1:$TOLLGATE_PORT"
-[grpc]
-listen = "127.0.0.1:$GRPC_PORT"
-[issuer]
-url = "$ISSUER"
-audience = "$AUDIENCE"
-[proxy]
-gateway = "envoy"
-[log]
-level = "warn"
-EOF
+load_config "$WORK/tollgate.toml" "127.0.0.1:$TOLLGATE_PORT" "127.0.0.1:$GRPC_PORT"
 
 echo "== starting tollgate (HTTP $TOLLGATE_PORT, gRPC $GRPC_PORT), bare ($BARE_PORT), bare_grpc ($BARE_GRPC_PORT)"
 # tollgate reads TOLLGATE_* variables as settings: the TOLLGATE_PORT of this script is not one.

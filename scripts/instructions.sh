@@ -39,13 +39,6 @@ BIN=target/release
 # shellcheck source=scripts/load/lib.sh
 source scripts/load/lib.sh
 
-need() { # need COMMAND PACKAGE
-    command -v "$1" >/dev/null && return 0
-    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-        apt-get install -y "$2" >/dev/null || die "could not install $2"
-    fi
-    command -v "$1" >/dev/null || die "$1 is needed: apt-get install -y $2"
-}
 need valgrind valgrind
 need callgrind_control valgrind
 need h2load nghttp2-client
@@ -87,16 +80,7 @@ callgrind() {
 # tollgate_under_callgrind NAME PORT BINARY: with the Envoy dialect and warn logs, as cpu.sh runs it.
 tollgate_under_callgrind() {
     local name=$1 port=$2 binary=$3
-    cat >"$WORK/$name.toml" <<EOF
-listen = "127.0.0.1:$port"
-[issuer]
-url = "$ISSUER"
-audience = "$AUDIENCE"
-[proxy]
-gateway = "envoy"
-[log]
-level = "warn"
-EOF
+    load_config "$WORK/$name.toml" "127.0.0.1:$port"
     callgrind "$name" "$port" "$binary" serve --config "$WORK/$name.toml"
 }
 

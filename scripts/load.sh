@@ -228,16 +228,7 @@ echo "  $MINTED"
 head -n "$ROTATE" "$WORK/tokens.txt" >"$WORK/rotate.txt"
 head -n "$FILL" "$WORK/tokens.txt" >"$WORK/fill.txt"
 
-cat >"$WORK/tollgate.toml" <<EOF
-listen = "127.0.0.1:$TOLLGATE_PORT"
-[issuer]
-url = "$ISSUER"
-audience = "$AUDIENCE"
-[proxy]
-gateway = "envoy"
-[log]
-level = "warn"
-EOF
+load_config "$WORK/tollgate.toml" "127.0.0.1:$TOLLGATE_PORT"
 
 start_tollgate() {
     # tollgate reads TOLLGATE_* variables as settings: the TOLLGATE_PORT knob is not one.

@@ -43,13 +43,6 @@ ISSUER_PORT=$((BASE + 3))
 # shellcheck source=scripts/load/lib.sh
 source scripts/load/lib.sh
 
-need() { # need COMMAND PACKAGE: on PATH, or installed with apt-get when root on Debian
-    command -v "$1" >/dev/null && return 0
-    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-        apt-get install -y "$2" >/dev/null || die "could not install $2"
-    fi
-    command -v "$1" >/dev/null || die "$1 is needed: apt-get install -y $2"
-}
 need curl curl
 need gnuplot gnuplot-nox
 NGINX=$(command -v nginx || true)

@@ -1,6 +1,7 @@
-# Shared by scripts/load.sh and scripts/cpu.sh (sourced, not run): process bookkeeping,
-# waiting, small arithmetic, and wrk. The sourcing script sets `set -euo pipefail` and
-# `cd`s to the repository first.
+# Shared by the load scripts (load.sh, cpu.sh, instructions.sh, soak.sh; sourced, not run):
+# process bookkeeping, waiting, small arithmetic, installing what they need, and the tollgate
+# config of the load runs. The sourcing script sets `set -euo pipefail` and `cd`s to the
+# repository first.
 #
 # Every background process goes through `start`, which records its pid in PIDS; on exit,
 # however the script ends, each one is killed by that pid and waited for, and WORK (a
@@ -80,13 +81,36 @@ metric() {
     curl -fsS "http://127.0.0.1:$TOLLGATE_PORT/metrics" | awk -v n="$1" '$1 == n {v = $2} END {print v + 0}'
 }
 
-# need_wrk: wrk on PATH, installed with apt-get when running as root on Debian.
-need_wrk() {
-    command -v curl >/dev/null || die "curl is needed"
-    command -v wrk >/dev/null && return 0
+# need COMMAND PACKAGE: COMMAND on PATH, or PACKAGE installed with apt-get when running as
+# root on Debian.
+need() {
+    command -v "$1" >/dev/null && return 0
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-        apt-get install -y wrk >/dev/null || die "could not install wrk"
-    else
-        die "wrk is needed: apt-get install -y wrk"
+        apt-get install -y "$2" >/dev/null || die "could not install $2"
     fi
+    command -v "$1" >/dev/null || die "$1 is needed: apt-get install -y $2"
+}
+
+need_wrk() {
+    need curl curl
+    need wrk wrk
+}
+
+# load_config FILE LISTEN [GRPC_LISTEN]: the tollgate config of the load scripts, for the
+# development issuer at ISSUER and AUDIENCE: the Envoy dialect (the check path carries the
+# request), logs at warn.
+load_config() {
+    {
+        echo "listen = \"$2\""
+        if [[ -n ${3:-} ]]; then printf '[grpc]\nlisten = "%s"\n' "$3"; fi
+        cat <<EOF
+[issuer]
+url = "$ISSUER"
+audience = "$AUDIENCE"
+[proxy]
+gateway = "envoy"
+[log]
+level = "warn"
+EOF
+    } >"$1"
 }
