@@ -8,7 +8,7 @@
 //! [`crate::uri::normalize_path`], on whole segments: `/admin` covers `/admin`,
 //! `/admin/users` and `/admin;v=1`, never `/administrator`. Methods are compared exactly
 //! (RFC 9110 §9.1: method names are case-sensitive). A request is matched under each of
-//! its [`readings`] (HEAD as GET, method overrides, folded case, format suffixes) and must
+//! its [`readings()`] (HEAD as GET, method overrides, folded case, format suffixes) and must
 //! satisfy every route they match. Scopes are space-delimited and
 //! case-sensitive (RFC 6749 §3.3); a missing one answers 403 `insufficient_scope`
 //! (RFC 6750 §3.1).

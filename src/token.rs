@@ -28,7 +28,7 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 ///
 /// Laid out small on purpose: the verified-token cache holds up to 100,000 of these and
 /// must stay within 30 MB. One allocation, shared by every clone: an 8-byte count, the
-/// 16-byte [`Head`], and the subject followed by the scope; the text's length lives in
+/// 16-byte `Head`, and the subject followed by the scope; the text's length lives in
 /// the (fat) pointer, not in the allocation. A cached token costs one malloc chunk of 24
 /// bytes plus its text, rounded up to 16 (48 bytes for `user1` and `read`, 80 for a
 /// 30-byte Auth0 `sub` and `read:orders`); a `sub` in a box of its own would cost
