@@ -1,7 +1,8 @@
 //! A development issuer on loopback: its own keys, OIDC discovery and JWKS, and a way to
 //! mint tokens. `tollgate dev` runs the sidecar against it so a newcomer sees tollgate work
 //! with no tenant; the behaviour tests use the same signer to make their tokens.
-//! [`proof`] builds DPoP proofs (RFC 9449 §4.2) for `tollgate proof` and `tollgate dev`.
+//! [`proof`] builds DPoP proofs (RFC 9449 §4.2) for `tollgate proof` and `tollgate dev`;
+//! [`tour`] is what `tollgate dev` sets up and prints.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -15,6 +16,8 @@ use tokio::net::TcpListener;
 use crate::clock::Clock as _;
 use crate::jws;
 use crate::signing::{SignError, SigningKey};
+
+pub mod tour;
 
 /// A DPoP proof by `key` for `method` and `url`, bound to `access_token` (`ath`), with a
 /// random `jti` and `iat = now`, and the server `nonce` when one was handed out.

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tollgate::clock::{Clock, SystemClock};
 use tollgate::config::{Config, LogFormat};
+use tollgate::dev::tour;
 use tollgate::reload::Source;
 use tollgate::run::{self, RunError};
 
@@ -130,7 +131,7 @@ fn main() -> ExitCode {
             proof(&key, new, jkt, method.zip(url).zip(token), nonce.as_deref())
         }
         (Some(Command::Dev { listen, issuer_port, issuer_key }), _) => {
-            runtime.block_on(tollgate_dev::run(listen, issuer_port, issuer_key.as_deref()))
+            runtime.block_on(dev(listen, issuer_port, issuer_key.as_deref()))
         }
         (Some(Command::Health { config, ready }), _) => runtime.block_on(health(config.as_deref(), ready)),
         (None, None) => {
@@ -310,195 +311,28 @@ async fn health(path: Option<&std::path::Path>, ready: bool) -> ExitCode {
     }
 }
 
-mod tollgate_dev {
-    //! `tollgate dev`: a development issuer, the sidecar pointed at it, and a printed tour.
-
-    use std::path::Path;
-
-    use tollgate::dev::DevIssuer;
-    use tollgate::signing::SigningKey;
-
-    use super::*;
-
-    const AUDIENCE: &str = "https://api.tollgate.dev";
-
-    /// Binds `listen` first, so a busy port fails before anything is printed.
-    pub async fn run(listen: SocketAddr, issuer_port: u16, issuer_key: Option<&Path>) -> ExitCode {
-        let main = match run::bind(listen).await {
-            Ok(l) => l,
-            Err(error) => {
-                eprintln!("tollgate dev: {error}; choose another address with --listen 127.0.0.1:PORT");
-                return ExitCode::FAILURE;
-            }
-        };
-        let issuer = match start_issuer(issuer_port, issuer_key).await {
-            Ok(i) => i,
-            Err(e) => {
-                eprintln!("tollgate dev: cannot start the development issuer: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let config = match Config::load(&config_text(listen, issuer.issuer()), &Default::default()) {
-            Ok(c) => c,
-            Err(e) => {
-                eprint!("tollgate dev: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        init_logging(&config);
-        if let Err(e) = tour(&issuer, listen, config.dpop.iat_offset) {
-            eprintln!("tollgate dev: cannot prepare the examples: {e}");
-            return ExitCode::FAILURE;
-        }
-        exit_code(run::serve(config, run::Listeners { main, ops: None, grpc: None }, None).await)
+/// `tollgate dev`: binds `listen` first, so a busy port fails before anything is printed,
+/// then starts the development issuer, prints the tour and serves.
+async fn dev(listen: SocketAddr, issuer_port: u16, issuer_key: Option<&std::path::Path>) -> ExitCode {
+    let fail = |message: &dyn std::fmt::Display| {
+        eprintln!("tollgate dev: {message}");
+        ExitCode::FAILURE
+    };
+    let main = match run::bind(listen).await {
+        Ok(l) => l,
+        Err(error) => return fail(&format_args!("{error}; choose another address with --listen 127.0.0.1:PORT")),
+    };
+    let issuer = match tour::start_issuer(issuer_port, issuer_key).await {
+        Ok(i) => i,
+        Err(e) => return fail(&e),
+    };
+    let config = match tour::config(listen, &issuer) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    init_logging(&config);
+    if let Err(e) = tour::print(&mut std::io::stdout().lock(), &issuer, listen, config.dpop.iat_offset) {
+        return fail(&e);
     }
-
-    /// The issuer, at a fixed port and with a kept key when asked.
-    async fn start_issuer(port: u16, key_file: Option<&Path>) -> Result<DevIssuer, Box<dyn std::error::Error>> {
-        let key = match key_file {
-            Some(path) => kept_key(path)?,
-            None => SigningKey::rsa("dev-1")?,
-        };
-        Ok(DevIssuer::start_at(SocketAddr::from(([127, 0, 0, 1], port)), key).await?)
-    }
-
-    /// The key in `path`, or a new one written there.
-    fn kept_key(path: &Path) -> Result<SigningKey, Box<dyn std::error::Error>> {
-        match std::fs::read_to_string(path) {
-            Ok(pem) => Ok(SigningKey::rsa_from_pem("dev-1", &pem).map_err(|e| format!("{}: {e}", path.display()))?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = SigningKey::rsa("dev-1")?;
-                tollgate::signing::write_key_file(path, &key.to_pem()?)
-                    .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-                Ok(key)
-            }
-            Err(e) => Err(format!("cannot read {}: {e}", path.display()).into()),
-        }
-    }
-
-    fn config_text(listen: SocketAddr, issuer: &str) -> String {
-        format!(
-            r#"
-listen = "{listen}"
-[issuer]
-url = "{issuer}"
-audience = "{AUDIENCE}"
-[proxy]
-gateway = "envoy"   # curl talks to /auth/<path> directly, as Envoy's ext_authz does
-[[routes]]
-path_prefix = "/public"
-public = true
-[[routes]]
-path_prefix = "/admin"
-scopes = ["admin"]
-[[routes]]
-path_prefix = "/calendar"
-exchange = {{ audience = "{CALENDAR}", scope = "calendar:read", header = "X-Auth-Downstream-Token" }}
-[[routes]]
-path_prefix = "/agent"
-actors = ["mcp-agent"]
-[client]
-client_id = "{client_id}"
-client_secret = "{client_secret}"
-[shutdown]
-drain_delay = 0     # no load balancer to tell: Ctrl-C stops at once
-"#,
-            client_id = tollgate::dev::DEV_CLIENT_ID,
-            client_secret = tollgate::dev::DEV_CLIENT_SECRET,
-        )
-    }
-
-    /// The downstream API of the tour's exchange step.
-    const CALENDAR: &str = "https://calendar.example.com";
-
-    /// Prints the tokens and the curl lines.
-    fn tour(issuer: &DevIssuer, listen: SocketAddr, proof_lifetime: i64) -> Result<(), Box<dyn std::error::Error>> {
-        let now = SystemClock.now();
-        let token = issuer.mint(AUDIENCE, "dev-user", "read:orders", None, now, 3600)?;
-        let dpop = DpopExample::new(issuer, listen, now)?;
-        let base = format!("http://{listen}");
-        println!("tollgate dev: development issuer at {}", issuer.issuer());
-        println!("tollgate dev: (--issuer-port and --issuer-key keep its address and key across restarts)");
-        println!("tollgate dev: sidecar at {base} (gateway dialect: envoy, so /auth/<path> is the request checked)");
-        println!("tollgate dev: this binary is {}\n", shell_word(&binary()));
-        println!(
-            "A token for audience {AUDIENCE}, subject dev-user, scope read:orders, valid 1 hour:\n\n  TOKEN={token}\n"
-        );
-        println!("Try:");
-        println!("  curl -i {base}/auth/orders -H \"Authorization: Bearer $TOKEN\"   # 200, X-Auth-Subject: dev-user");
-        println!("  curl -i {base}/auth/orders                                     # 401, bare challenge");
-        println!("  curl -i {base}/auth/orders -H \"Authorization: Bearer nope\"     # 401 invalid_token");
-        println!(
-            "  curl -i {base}/auth/admin -H \"Authorization: Bearer $TOKEN\"    # 403 insufficient_scope, scope=\"admin\""
-        );
-        println!("  curl -i {base}/auth/public/status                              # 200, public route");
-        println!("  curl -s {base}/metrics | grep tollgate_checks_total\n");
-        dpop.print(&base, proof_lifetime);
-        let delegated = issuer.mint_delegated(AUDIENCE, "dev-user", "read:orders", "mcp-agent", now, 3600)?;
-        println!("\nDownstream tokens: /calendar trades the token at the dev issuer's token endpoint (RFC 8693)");
-        println!("for one for {CALENDAR}, acting for dev-user; the upstream receives it:\n");
-        println!(
-            "  curl -i {base}/auth/calendar/events -H \"Authorization: Bearer $TOKEN\"   # 200, X-Auth-Downstream-Token: eyJ…"
-        );
-        println!("\nDelegation: a token that mcp-agent holds for dev-user (act.sub = mcp-agent); /agent admits only");
-        println!("that actor:\n\n  DELEGATED={delegated}\n");
-        println!(
-            "  curl -i {base}/auth/agent/tasks -H \"Authorization: Bearer $DELEGATED\"  # 200, X-Auth-Actor: mcp-agent"
-        );
-        println!("  curl -i {base}/auth/agent/tasks -H \"Authorization: Bearer $TOKEN\"      # 403, actor not allowed");
-        Ok(())
-    }
-
-    /// The path of this very binary, for lines that call it again (it may not be on PATH).
-    fn binary() -> String {
-        std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "tollgate".into())
-    }
-
-    /// `text` as one shell word: quoted when it holds anything but plain path characters.
-    fn shell_word(text: &str) -> String {
-        let plain = text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:=@,".contains(c));
-        if plain && !text.is_empty() { text.into() } else { format!("'{}'", text.replace('\'', r"'\''")) }
-    }
-
-    /// A client key, a token bound to it, and one proof for GET /orders.
-    struct DpopExample {
-        key_file: PathBuf,
-        token: String,
-        proof: String,
-    }
-
-    impl DpopExample {
-        fn new(issuer: &DevIssuer, listen: SocketAddr, now: i64) -> Result<Self, Box<dyn std::error::Error>> {
-            let key = SigningKey::p256("dev-client")?;
-            let key_file = std::env::temp_dir().join(format!("tollgate-dev-client-{}.pem", std::process::id()));
-            let _ = std::fs::remove_file(&key_file);
-            tollgate::signing::write_key_file(&key_file, &key.to_pem()?)?;
-            let token = issuer.mint(AUDIENCE, "dev-user", "read:orders", Some(&key.jkt()), now, 3600)?;
-            let proof = tollgate::dev::proof(&key, "GET", &format!("http://{listen}/orders"), &token, None, now)?;
-            Ok(DpopExample { key_file, token, proof })
-        }
-
-        fn print(&self, base: &str, proof_lifetime: i64) {
-            let key_file = shell_word(&self.key_file.display().to_string());
-            println!("DPoP (RFC 9449): a token bound to the client key in {key_file}:\n");
-            println!("  DPOP_TOKEN={}\n", self.token);
-            println!(
-                "A proof for GET {base}/orders, good for one request within {} minutes (dpop.iat_offset):\n",
-                proof_lifetime / 60
-            );
-            println!("  PROOF={}\n", self.proof);
-            println!(
-                "  curl -i {base}/auth/orders -H \"Authorization: DPoP $DPOP_TOKEN\" -H \"DPoP: $PROOF\"   # 200, X-Auth-Scheme: DPoP"
-            );
-            println!("  (the same proof again: 401 invalid_dpop_proof, replayed; a proof is good for one request)");
-            println!(
-                "  curl -i {base}/auth/orders -H \"Authorization: Bearer $DPOP_TOKEN\"   # 401: a bound token is no bearer token\n"
-            );
-            println!("A fresh proof for each request (or once the one above is too old):\n");
-            println!(
-                "  PROOF=$({} proof --key {key_file} --method GET --url {base}/orders --token $DPOP_TOKEN)\n",
-                shell_word(&binary())
-            );
-        }
-    }
+    exit_code(run::serve(config, run::Listeners { main, ops: None, grpc: None }, None).await)
 }
