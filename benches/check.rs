@@ -272,7 +272,8 @@ fn benches(c: &mut Criterion) {
     let parsed_p256 =
         aws_lc_rs::signature::ParsedPublicKey::new(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED, &point)
             .expect("P-256 point");
-    let settings = ProofSettings { algorithms: vec!["ES256".into()], iat_leeway: 30, iat_offset: 300 };
+    let settings =
+        ProofSettings { algorithms: vec![tollgate::config::ProofAlgorithm::Es256], iat_leeway: 30, iat_offset: 300 };
     assert_eq!(dpop.config().dpop.algorithms, settings.algorithms);
     assert_eq!((dpop.config().dpop.iat_leeway, dpop.config().dpop.iat_offset), (30, 300));
     let expected = Expected { method: "GET", htu: DPOP_HTU, access_token: &bound, jkt: &jkt };

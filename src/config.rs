@@ -26,8 +26,41 @@ use crate::refusal::{ChallengeSettings, DpopMode};
 pub const TOKEN_ALGORITHMS: &[&str] =
     &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
 
-/// DPoP proof algorithms (RFC 9449 §4.3 step 5: asymmetric only).
-pub const PROOF_ALGORITHMS: &[&str] = &["ES256", "ES384", "EdDSA", "RS256", "PS256"];
+/// A DPoP proof algorithm tollgate implements (RFC 9449 §4.3 step 5: asymmetric only,
+/// never `none` or an HMAC, §11.6). `dpop.algorithms` is read into these once, at load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProofAlgorithm {
+    Es256,
+    Es384,
+    EdDsa,
+    Rs256,
+    Ps256,
+}
+
+impl ProofAlgorithm {
+    /// Every one, in the order `tollgate check` lists them.
+    pub const ALL: [ProofAlgorithm; 5] = [Self::Es256, Self::Es384, Self::EdDsa, Self::Rs256, Self::Ps256];
+
+    /// The JOSE name (`alg`, RFC 7518 §3.1 and RFC 8037 §3.1); case-sensitive.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|alg| alg.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Es256 => "ES256",
+            Self::Es384 => "ES384",
+            Self::EdDsa => "EdDSA",
+            Self::Rs256 => "RS256",
+            Self::Ps256 => "PS256",
+        }
+    }
+
+    /// The names joined by `separator`; with a space, a challenge's `algs` (RFC 9449 §7.1).
+    pub fn join(algorithms: &[ProofAlgorithm], separator: &str) -> String {
+        algorithms.iter().map(|alg| alg.name()).collect::<Vec<_>>().join(separator)
+    }
+}
 
 /// The gateway that calls tollgate; only its headers describe the original request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -144,7 +177,7 @@ pub struct ClaimHeader {
 #[derive(Debug, Clone)]
 pub struct DpopConfig {
     pub mode: DpopMode,
-    pub algorithms: Vec<String>,
+    pub algorithms: Vec<ProofAlgorithm>,
     pub iat_leeway: i64,
     pub iat_offset: i64,
     pub replay_store: String,
@@ -226,7 +259,7 @@ impl Config {
         ChallengeSettings {
             realm: self.errors.realm.clone(),
             dpop: self.dpop.mode,
-            dpop_algs: self.dpop.algorithms.join(" "),
+            dpop_algs: ProofAlgorithm::join(&self.dpop.algorithms, " "),
             invalid_request_status: self.errors.invalid_request_status,
         }
     }

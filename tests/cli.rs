@@ -237,8 +237,11 @@ fn proof_makes_a_key_prints_its_thumbprint_and_builds_proofs() {
         access_token: "tok",
         jkt: &jkt,
     };
-    let settings =
-        tollgate::dpop::proof::ProofSettings { algorithms: vec!["ES256".into()], iat_leeway: 30, iat_offset: 300 };
+    let settings = tollgate::dpop::proof::ProofSettings {
+        algorithms: vec![tollgate::config::ProofAlgorithm::Es256],
+        iat_leeway: 30,
+        iat_offset: 300,
+    };
     let verified = tollgate::dpop::proof::verify(&proof, &expected, &settings, now()).expect("a valid proof");
     assert_eq!(verified.nonce(), Some("n1"));
 

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
-use tollgate::config::IssuerConfig;
+use tollgate::config::{IssuerConfig, ProofAlgorithm};
 use tollgate::dpop::proof::{self, Expected, ProofSettings};
 use tollgate::issuer::KeySet;
 use tollgate::refusal::Reason;
@@ -76,7 +76,12 @@ fn issuer_config(v: &Value) -> IssuerConfig {
 
 fn proof_settings(v: &Value) -> ProofSettings {
     ProofSettings {
-        algorithms: strings(v, "proof_algorithms"),
+        algorithms: strings(v, "proof_algorithms")
+            .iter()
+            .map(|name| {
+                ProofAlgorithm::from_name(name).unwrap_or_else(|| panic!("{}: unknown algorithm {name}", v["name"]))
+            })
+            .collect(),
         iat_leeway: int(v, "iat_leeway"),
         iat_offset: int(v, "iat_offset"),
     }

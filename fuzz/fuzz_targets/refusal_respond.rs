@@ -22,7 +22,7 @@
 
 use http::StatusCode;
 use libfuzzer_sys::fuzz_target;
-use tollgate::config::{Config, PROOF_ALGORITHMS};
+use tollgate::config::{Config, ProofAlgorithm};
 use tollgate::dpop::nonce::Nonces;
 use tollgate::refusal::{self, ChallengeSettings, DpopMode, Reason, Refusal, Scheme};
 use tollgate_fuzz::{NOW, text_line};
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     let algs: Vec<&str> = match flags >> 6 {
         0 => vec!["ES256"],
         1 => vec!["ES256", "EdDSA"],
-        2 => PROOF_ALGORITHMS.to_vec(),
+        2 => ProofAlgorithm::ALL.iter().map(|alg| alg.name()).collect(),
         _ => vec!["PS256"],
     };
     let scopes: Vec<&str> = scopes.split(' ').collect();

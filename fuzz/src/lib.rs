@@ -70,7 +70,7 @@ pub fn issuer_config() -> &'static IssuerConfig {
 /// Every proof algorithm, the default `iat` window.
 pub fn proof_settings() -> ProofSettings {
     ProofSettings {
-        algorithms: tollgate::config::PROOF_ALGORITHMS.iter().map(|a| a.to_string()).collect(),
+        algorithms: tollgate::config::ProofAlgorithm::ALL.to_vec(),
         iat_leeway: 30,
         iat_offset: 300,
     }

@@ -1,7 +1,7 @@
 //! `tollgate check`'s words: the resolved settings in the config's own terms, and the
 //! warnings for settings that load but are likely mistakes.
 
-use super::{ClientAuth, Config, DefaultAction, Gateway, LogFormat, PathMatching, describe_route};
+use super::{ClientAuth, Config, DefaultAction, Gateway, LogFormat, PathMatching, ProofAlgorithm, describe_route};
 use crate::refusal::DpopMode;
 
 /// A readable summary of a validated config, for `tollgate check`: every resolved
@@ -49,7 +49,7 @@ pub fn describe(config: &Config) -> String {
         "dpop",
         format!(
             "{mode}; proofs {}; iat_leeway {} s, iat_offset {} s",
-            d.algorithms.join(" "),
+            ProofAlgorithm::join(&d.algorithms, " "),
             d.iat_leeway,
             d.iat_offset
         ),

@@ -29,7 +29,7 @@ fn a_minimal_config_gets_the_contract_defaults() {
     assert_eq!(c.issuers[0].algorithms, vec![jsonwebtoken::Algorithm::RS256]);
     assert_eq!(c.issuers[0].leeway, 0);
     assert_eq!(c.dpop.mode, DpopMode::Allowed);
-    assert_eq!(c.dpop.algorithms, vec!["ES256"]);
+    assert_eq!(c.dpop.algorithms, vec![ProofAlgorithm::Es256]);
     assert_eq!((c.dpop.iat_leeway, c.dpop.iat_offset), (30, 300));
     assert_eq!(c.errors.invalid_request_status, http::StatusCode::BAD_REQUEST);
     assert_eq!(c.default, DefaultAction::Authenticated);

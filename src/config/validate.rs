@@ -240,14 +240,18 @@ impl RawDpop {
             (true, false) => DpopMode::Allowed,
             (true, true) => DpopMode::Required,
         };
-        for alg in &self.algorithms {
-            if !PROOF_ALGORITHMS.contains(&alg.as_str()) {
-                p.add(
-                    "dpop.algorithms",
-                    format!("{alg:?} is not allowed; choose from {}", PROOF_ALGORITHMS.join(", ")),
-                );
-            }
-        }
+        let algorithms = self
+            .algorithms
+            .iter()
+            .filter_map(|name| {
+                let alg = ProofAlgorithm::from_name(name);
+                if alg.is_none() {
+                    let choices = ProofAlgorithm::join(&ProofAlgorithm::ALL, ", ");
+                    p.add("dpop.algorithms", format!("{name:?} is not allowed; choose from {choices}"));
+                }
+                alg
+            })
+            .collect();
         if self.algorithms.is_empty() {
             p.add("dpop.algorithms", "must list at least one algorithm");
         }
@@ -270,7 +274,7 @@ impl RawDpop {
         }
         DpopConfig {
             mode,
-            algorithms: self.algorithms,
+            algorithms,
             iat_leeway: self.iat_leeway,
             iat_offset: self.iat_offset,
             replay_store: self.replay_store,

@@ -19,6 +19,7 @@ use aws_lc_rs::signature::{self, ParsedPublicKey, RsaParameters, RsaPublicKeyCom
 use serde_json::{Map, Value};
 
 use super::htu;
+use crate::config::ProofAlgorithm;
 use crate::jws::{self, JwsError};
 use crate::refusal::Reason;
 
@@ -40,8 +41,8 @@ const RSA_MAX_B64_LEN: usize = (RSA_MAX_BITS / 8 * 4).div_ceil(3);
 /// The proof part of `dpop.*`: allowed algorithms and the `iat` window in seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProofSettings {
-    /// Accepted `alg` values; only ES256, ES384, EdDSA, RS256 and PS256 can ever match.
-    pub algorithms: Vec<String>,
+    /// Accepted `alg` values (`dpop.algorithms`).
+    pub algorithms: Vec<ProofAlgorithm>,
     /// How far `iat` may lie in the future.
     pub iat_leeway: i64,
     /// How far `iat` may lie in the past.
@@ -103,39 +104,6 @@ impl VerifiedProof {
     }
 }
 
-/// The proof algorithms tollgate implements: asymmetric only, never `none` or HMAC (§11.6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ProofAlg {
-    Es256,
-    Es384,
-    EdDsa,
-    Rs256,
-    Ps256,
-}
-
-impl ProofAlg {
-    fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "ES256" => Some(ProofAlg::Es256),
-            "ES384" => Some(ProofAlg::Es384),
-            "EdDSA" => Some(ProofAlg::EdDsa),
-            "RS256" => Some(ProofAlg::Rs256),
-            "PS256" => Some(ProofAlg::Ps256),
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            ProofAlg::Es256 => "ES256",
-            ProofAlg::Es384 => "ES384",
-            ProofAlg::EdDsa => "EdDSA",
-            ProofAlg::Rs256 => "RS256",
-            ProofAlg::Ps256 => "PS256",
-        }
-    }
-}
-
 /// A validated public key from the proof's `jwk`, ready for its one algorithm.
 enum ProofKey {
     P256 { x: [u8; 32], y: [u8; 32] },
@@ -178,8 +146,8 @@ pub fn verify(
     let alg = header
         .get("alg")
         .and_then(Value::as_str)
-        .filter(|name| settings.algorithms.iter().any(|allowed| allowed == name))
-        .and_then(ProofAlg::from_name)
+        .and_then(ProofAlgorithm::from_name)
+        .filter(|alg| settings.algorithms.contains(alg))
         .ok_or(Reason::ProofAlgorithmNotAllowed)?;
     if header.contains_key("crit") {
         return Err(Reason::ProofCriticalHeader);
@@ -237,7 +205,7 @@ fn is_dpop_type(typ: &str) -> bool {
 }
 
 /// The proof key from `jwk`: public, of the type `alg` needs, and a valid key (§4.3 step 7).
-fn proof_key(jwk: &Map<String, Value>, alg: ProofAlg) -> Result<ProofKey, Reason> {
+fn proof_key(jwk: &Map<String, Value>, alg: ProofAlgorithm) -> Result<ProofKey, Reason> {
     if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
         return Err(Reason::BadProofKey);
     }
@@ -254,7 +222,7 @@ fn proof_key(jwk: &Map<String, Value>, alg: ProofAlg) -> Result<ProofKey, Reason
     }
     let kty = string_member(jwk, "kty")?;
     match alg {
-        ProofAlg::Es256 => {
+        ProofAlgorithm::Es256 => {
             require(kty == "EC" && string_member(jwk, "crv")? == "P-256")?;
             let x: [u8; 32] = coordinate(jwk, "x")?;
             let y: [u8; 32] = coordinate(jwk, "y")?;
@@ -262,7 +230,7 @@ fn proof_key(jwk: &Map<String, Value>, alg: ProofAlg) -> Result<ProofKey, Reason
             p256::PublicKey::from_sec1_bytes(&uncompressed_point(&x, &y)).map_err(|_| Reason::BadProofKey)?;
             Ok(ProofKey::P256 { x, y })
         }
-        ProofAlg::Es384 => {
+        ProofAlgorithm::Es384 => {
             require(kty == "EC" && string_member(jwk, "crv")? == "P-384")?;
             let x: [u8; 48] = coordinate(jwk, "x")?;
             let y: [u8; 48] = coordinate(jwk, "y")?;
@@ -271,11 +239,11 @@ fn proof_key(jwk: &Map<String, Value>, alg: ProofAlg) -> Result<ProofKey, Reason
                 .map(ProofKey::P384)
                 .map_err(|_| Reason::BadProofKey)
         }
-        ProofAlg::EdDsa => {
+        ProofAlgorithm::EdDsa => {
             require(kty == "OKP" && string_member(jwk, "crv")? == "Ed25519")?;
             coordinate(jwk, "x").map(ProofKey::Ed25519)
         }
-        ProofAlg::Rs256 | ProofAlg::Ps256 => {
+        ProofAlgorithm::Rs256 | ProofAlgorithm::Ps256 => {
             require(kty == "RSA")?;
             let n = string_member(jwk, "n")?;
             // Measured on the string, before decoding or any RSA operation.
@@ -287,7 +255,7 @@ fn proof_key(jwk: &Map<String, Value>, alg: ProofAlg) -> Result<ProofKey, Reason
             require(first != 0 && (RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits))?;
             let e = jws::decode(string_member(jwk, "e")?).map_err(|_| Reason::BadProofKey)?;
             require(e == [1, 0, 1])?;
-            let params = if alg == ProofAlg::Rs256 {
+            let params = if alg == ProofAlgorithm::Rs256 {
                 &signature::RSA_PKCS1_2048_8192_SHA256
             } else {
                 &signature::RSA_PSS_2048_8192_SHA256

@@ -14,7 +14,7 @@ const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyMSJ9.c2lnbmF0dXJl";
 const HTU: &str = "https://api.example.com/r";
 
 fn settings() -> ProofSettings {
-    ProofSettings { algorithms: vec!["ES256".into()], iat_leeway: 30, iat_offset: 300 }
+    ProofSettings { algorithms: vec![ProofAlgorithm::Es256], iat_leeway: 30, iat_offset: 300 }
 }
 
 /// base64url(SHA-256(token)), computed here independently of the code under test.
@@ -159,7 +159,7 @@ fn rs256_and_ps256_proofs_with_a_2048_bit_key_are_accepted() {
     let key = SigningKey::rsa("dpop").expect("RSA key");
     let jwk = key.thumbprint_members();
     let jkt = thumbprint(object(&jwk)).expect("thumbprint");
-    let settings = ProofSettings { algorithms: vec!["RS256".into(), "PS256".into()], ..settings() };
+    let settings = ProofSettings { algorithms: vec![ProofAlgorithm::Rs256, ProofAlgorithm::Ps256], ..settings() };
     for alg in ["RS256", "PS256"] {
         let header = json!({ "typ": "dpop+jwt", "alg": alg, "jwk": jwk });
         let proof = key.sign_jws(&header, &claims()).expect("signed");
@@ -178,7 +178,7 @@ fn rs256_and_ps256_proofs_with_a_2048_bit_key_are_accepted() {
 #[test]
 fn es384_and_eddsa_proofs_are_accepted() {
     let rng = SystemRandom::new();
-    let settings = ProofSettings { algorithms: vec!["ES384".into(), "EdDSA".into()], ..settings() };
+    let settings = ProofSettings { algorithms: vec![ProofAlgorithm::Es384, ProofAlgorithm::EdDsa], ..settings() };
 
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng).expect("P-384 key");
     let p384 = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, pkcs8.as_ref()).expect("P-384 key");
@@ -282,8 +282,9 @@ fn an_algorithm_outside_the_allowlist_is_refused() {
     for alg in [json!("none"), json!("HS256"), json!("ES384"), json!("RS256"), json!("es256"), json!(256)] {
         assert_eq!(client.check_header(|h| h["alg"] = alg.clone()), Err(Reason::ProofAlgorithmNotAllowed), "{alg}");
     }
-    // HS256 with an oct key and a MAC under it, even if someone configured it.
-    let hs = ProofSettings { algorithms: vec!["HS256".into(), "none".into()], ..settings() };
+    // HS256 with an oct key and a MAC under it, and `none`, with every algorithm allowed:
+    // no setting can name them (`dpop.algorithms` is read into `ProofAlgorithm`).
+    let hs = ProofSettings { algorithms: ProofAlgorithm::ALL.to_vec(), ..settings() };
     let header = json!({ "typ": "dpop+jwt", "alg": "HS256", "jwk": { "kty": "oct", "k": "c2VjcmV0" } });
     let proof = client.sign(&header, &claims());
     assert_eq!(verify(&proof, &expected(&client.jkt), &hs, NOW), Err(Reason::ProofAlgorithmNotAllowed));
@@ -398,7 +399,7 @@ fn rsa_proof(modulus: &[u8], e: &[u8], alg: &str) -> String {
 }
 
 fn rsa_settings() -> ProofSettings {
-    ProofSettings { algorithms: vec!["RS256".into(), "PS256".into()], ..settings() }
+    ProofSettings { algorithms: vec![ProofAlgorithm::Rs256, ProofAlgorithm::Ps256], ..settings() }
 }
 
 #[test]
