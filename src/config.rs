@@ -180,9 +180,8 @@ pub struct DpopConfig {
     pub algorithms: Vec<ProofAlgorithm>,
     pub iat_leeway: i64,
     pub iat_offset: i64,
-    pub replay_store: String,
-    /// Most live proofs the in-memory replay store holds before it answers 503.
-    pub replay_capacity: usize,
+    /// `dpop.replay_store` with `dpop.replay_capacity`.
+    pub replay: ReplayStoreSetting,
     /// With `dpop.nonce = true`: the `dpop.nonce_secret` nonces are minted under (32+
     /// characters, validated); `None` when nonces are off.
     pub nonce: Option<Secret>,
@@ -301,14 +300,65 @@ impl std::error::Error for ConfigError {}
 /// and a full store takes 2^21 buckets, about 86 MB.
 pub const DEFAULT_REPLAY_CAPACITY: usize = 1_000_000;
 
-/// `dpop.replay_store` as a Redis client, or why this build cannot use it (not a
-/// `redis://` or `rediss://` URL, `rediss://` without TLS support, a database that is not
-/// a number). Validation and the replay store read it the same way.
-pub fn redis_client(url: &str) -> Result<redis::Client, String> {
-    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-        return Err("not a redis:// or rediss:// URL".into());
+/// `dpop.replay_store` and `dpop.replay_capacity`, read once: where replay keys live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayStoreSetting {
+    /// In this process, holding at most `capacity` live proofs (then 503).
+    Memory { capacity: usize },
+    /// In Redis, shared by every replica.
+    Redis(RedisUrl),
+}
+
+/// A `redis://` or `rediss://` URL this build can make a client from. Shown (`Display`,
+/// `Debug`) with its password replaced by `REDACTED`.
+#[derive(Clone)]
+pub struct RedisUrl {
+    url: String,
+    client: redis::Client,
+}
+
+impl RedisUrl {
+    /// The URL, or why this build cannot use it (not a `redis://` or `rediss://` URL,
+    /// `rediss://` without TLS support, a database that is not a number). No I/O.
+    pub fn parse(url: &str) -> Result<RedisUrl, String> {
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err("not a redis:// or rediss:// URL".into());
+        }
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        Ok(RedisUrl { url: url.to_string(), client })
     }
-    redis::Client::open(url).map_err(|e| e.to_string())
+
+    /// A client for the URL; it connects only when used.
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+}
+
+impl PartialEq for RedisUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.url == other.url
+    }
+}
+
+impl Eq for RedisUrl {}
+
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match url::Url::parse(&self.url) {
+            Ok(mut parsed) if parsed.password().is_some() => {
+                let _ = parsed.set_password(Some("REDACTED"));
+                f.write_str(parsed.as_str())
+            }
+            Ok(_) => f.write_str(&self.url),
+            Err(_) => f.write_str("(unparsable URL)"),
+        }
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedisUrl({self})")
+    }
 }
 
 /// Collects problems while validating.

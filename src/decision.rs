@@ -397,7 +397,7 @@ impl State {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(State {
             exchanger: exchanger(config, issuers.first(), &metrics, clock)?,
-            replay: Arc::new(ReplayStore::for_config(&config.dpop.replay_store, config.dpop.replay_capacity)),
+            replay: Arc::new(ReplayStore::new(&config.dpop.replay)),
             nonces: nonces(config),
             issuers,
             cache,

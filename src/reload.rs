@@ -135,15 +135,11 @@ impl Service {
         let Issuers { issuers, started, kept: kept_issuers } = self.issuers(kept, config, &cache)?;
         changes.issuers_kept = kept_issuers.len();
         changes.issuers_started = started.len();
-        changes.replay_store_kept = before.dpop.replay_store == config.dpop.replay_store
-            && before.dpop.replay_capacity == config.dpop.replay_capacity;
+        changes.replay_store_kept = before.dpop.replay == config.dpop.replay;
         let replay = if changes.replay_store_kept {
             kept.replay.clone()
         } else {
-            Arc::new(crate::dpop::replay::ReplayStore::for_config(
-                &config.dpop.replay_store,
-                config.dpop.replay_capacity,
-            ))
+            Arc::new(crate::dpop::replay::ReplayStore::new(&config.dpop.replay))
         };
         let nonces_kept = before.dpop.nonce == config.dpop.nonce;
         // The exchange cache is keyed by route index: the routes' exchanges must be the

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use support::redis_server::*;
 use support::*;
-use tollgate::dpop::replay::{DEFAULT_CAPACITY, REDIS_KEY_PREFIX, ReplayStore};
+use tollgate::config::{RedisUrl, ReplayStoreSetting};
+use tollgate::dpop::replay::{REDIS_KEY_PREFIX, ReplayStore};
 use tollgate::refusal::Reason;
 use tollgate::signing::SigningKey;
 
@@ -148,12 +149,17 @@ async fn a_hung_redis_costs_a_dpop_check_at_most_the_timeout() {
     }
 }
 
+/// The library's Redis store at `url`, as `dpop.replay_store = url` makes it.
+fn redis_store(url: &str) -> ReplayStore {
+    ReplayStore::new(&ReplayStoreSetting::Redis(RedisUrl::parse(url).expect("a usable Redis URL")))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_library_store_records_each_key_once_in_redis_until_its_expiry() {
     let redis = RedisServer::start(free_port());
     // Two stores on one Redis: two replicas.
-    let a = ReplayStore::for_config(&redis.url(), DEFAULT_CAPACITY);
-    let b = ReplayStore::for_config(&redis.url(), DEFAULT_CAPACITY);
+    let a = redis_store(&redis.url());
+    let b = redis_store(&redis.url());
     let now = now();
     let key = [7; 32];
     assert_eq!(a.insert(key, now + 330, now).await, Ok(()));
@@ -188,7 +194,7 @@ async fn the_library_store_records_each_key_once_in_redis_until_its_expiry() {
 async fn the_library_store_answers_unavailable_while_redis_is_down_and_recovers() {
     let port = free_port();
     let mut redis = RedisServer::start(port);
-    let store = ReplayStore::for_config(&redis.url(), DEFAULT_CAPACITY);
+    let store = redis_store(&redis.url());
     let now = now();
     assert_eq!(store.insert([1; 32], now + 300, now).await, Ok(()));
     redis.kill();

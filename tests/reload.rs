@@ -201,6 +201,28 @@ async fn a_proof_used_before_a_reload_is_still_a_replay_after_it() {
 }
 
 #[tokio::test]
+async fn the_replay_store_is_replaced_only_when_its_setting_changes() {
+    let key = SigningKey::rsa("k1").unwrap();
+    let issuer = MockIssuer::start(&[&key]).await;
+    let dpop =
+        |store: &str, capacity: u32| format!("[dpop]\nreplay_store = \"{store}\"\nreplay_capacity = {capacity}\n");
+    let mut service = started(config(&issuer.issuer(), &dpop("memory", 1000)), fast_timings()).await;
+    // (new setting, kept?): a memory store's capacity is part of it, a Redis store's is not.
+    let steps = [
+        (dpop("memory", 1000), true),
+        (dpop("memory", 2000), false),
+        (dpop("redis://127.0.0.1:1/0", 2000), false),
+        (dpop("redis://127.0.0.1:1/0", 5000), true),
+        (dpop("redis://127.0.0.1:1/1", 5000), false),
+        (dpop("memory", 5000), false),
+    ];
+    for (text, kept) in steps {
+        let changes = service.reload(config(&issuer.issuer(), &text)).await.expect("reload");
+        assert_eq!(changes.replay_store_kept, kept, "{text}");
+    }
+}
+
+#[tokio::test]
 async fn listen_and_log_changes_are_kept_as_they_were_and_named() {
     let key = SigningKey::rsa("k1").unwrap();
     let issuer = MockIssuer::start(&[&key]).await;

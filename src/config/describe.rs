@@ -1,7 +1,10 @@
 //! `tollgate check`'s words: the resolved settings in the config's own terms, and the
 //! warnings for settings that load but are likely mistakes.
 
-use super::{ClientAuth, Config, DefaultAction, Gateway, LogFormat, PathMatching, ProofAlgorithm, describe_route};
+use super::{
+    ClientAuth, Config, DefaultAction, Gateway, LogFormat, PathMatching, ProofAlgorithm, ReplayStoreSetting,
+    describe_route,
+};
 use crate::refusal::DpopMode;
 
 /// A readable summary of a validated config, for `tollgate check`: every resolved
@@ -54,10 +57,11 @@ pub fn describe(config: &Config) -> String {
             d.iat_offset
         ),
     );
-    line(
-        "replay_store",
-        format!("{} (at most {} proofs in memory)", without_password(&d.replay_store), d.replay_capacity),
-    );
+    let replay = match &d.replay {
+        ReplayStoreSetting::Memory { capacity } => format!("memory (at most {capacity} live proofs)"),
+        ReplayStoreSetting::Redis(url) => format!("{url} (shared by every replica)"),
+    };
+    line("replay_store", replay);
     line("nonce", if d.nonce.is_some() { "required (server nonces, RFC 9449 §9)".into() } else { "off".into() });
     let gateway = match config.proxy.gateway {
         Gateway::Nginx => "nginx",
@@ -109,17 +113,6 @@ pub fn describe(config: &Config) -> String {
         line(&format!("route {}", n + 1), describe_route(r));
     }
     out
-}
-
-/// A Redis URL without its password, for printing.
-fn without_password(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("…"));
-            parsed.to_string()
-        }
-        _ => url.to_string(),
-    }
 }
 
 /// What `tollgate check` warns about: settings that load but are likely mistakes.

@@ -261,14 +261,16 @@ impl RawDpop {
         if !(1..=3600).contains(&self.iat_offset) {
             p.add("dpop.iat_offset", "must be between 1 and 3600 seconds");
         }
-        if self.replay_store != "memory"
-            && let Err(why) = redis_client(&self.replay_store)
-        {
-            p.add("dpop.replay_store", format!("must be \"memory\" or a redis://HOST:PORT/DB URL ({why})"));
-        }
         if !(1_000..=100_000_000).contains(&self.replay_capacity) {
             p.add("dpop.replay_capacity", "must be between 1000 and 100000000 live proofs");
         }
+        let replay = match self.replay_store.as_str() {
+            "memory" => ReplayStoreSetting::Memory { capacity: self.replay_capacity },
+            url => RedisUrl::parse(url).map(ReplayStoreSetting::Redis).unwrap_or_else(|why| {
+                p.add("dpop.replay_store", format!("must be \"memory\" or a redis://HOST:PORT/DB URL ({why})"));
+                ReplayStoreSetting::Memory { capacity: self.replay_capacity }
+            }),
+        };
         if self.nonce && self.nonce_secret.as_deref().is_none_or(|s| s.len() < 32) {
             p.add("dpop.nonce_secret", "required with dpop.nonce: at least 32 characters, the same on every replica");
         }
@@ -277,8 +279,7 @@ impl RawDpop {
             algorithms,
             iat_leeway: self.iat_leeway,
             iat_offset: self.iat_offset,
-            replay_store: self.replay_store,
-            replay_capacity: self.replay_capacity,
+            replay,
             nonce: self.nonce_secret.filter(|_| self.nonce).map(Secret::new),
         }
     }

@@ -44,7 +44,7 @@ use crate::refusal::Reason;
 
 /// Default capacity of [`MemoryStore`] (`dpop.replay_capacity`).
 pub use crate::config::DEFAULT_REPLAY_CAPACITY as DEFAULT_CAPACITY;
-use crate::config::redis_client;
+use crate::config::{RedisUrl, ReplayStoreSetting};
 
 /// A store is swept (expired entries dropped) at the latest after this many inserts, or
 /// after as many inserts as it holds entries, whichever is larger: O(1) amortized.
@@ -70,17 +70,12 @@ pub enum ReplayStore {
 }
 
 impl ReplayStore {
-    /// The store named by `dpop.replay_store`: `"memory"`, or a `redis://` / `rediss://` URL.
-    ///
-    /// Never fails and never connects: Redis is connected on first use. A value that names
-    /// no usable store (config validation should have refused it) gives a store that
-    /// refuses every DPoP request with 503, with one error logged now.
-    /// `capacity` bounds the in-memory store (`dpop.replay_capacity`).
-    pub fn for_config(replay_store: &str, capacity: usize) -> ReplayStore {
-        if replay_store == "memory" {
-            return ReplayStore::Memory(MemoryStore::new(capacity));
+    /// The store `dpop.replay_store` names. No I/O: Redis is connected on first use.
+    pub fn new(setting: &ReplayStoreSetting) -> ReplayStore {
+        match setting {
+            ReplayStoreSetting::Memory { capacity } => ReplayStore::Memory(MemoryStore::new(*capacity)),
+            ReplayStoreSetting::Redis(url) => ReplayStore::Redis(RedisStore::new(url)),
         }
-        ReplayStore::Redis(RedisStore::new(replay_store))
     }
 
     /// Records `key` until `expires_at` (inclusive, seconds since the epoch).
@@ -143,8 +138,7 @@ const REDIS_RESET_AFTER: Duration = Duration::from_secs(2);
 /// `REDIS_RETRY_PAUSE`; an insert that times out on a connection older than
 /// `REDIS_RESET_AFTER` drops it, so a later insert starts a fresh one.
 pub struct RedisStore {
-    /// `None`: the URL could not be used; every insert is refused.
-    client: Option<redis::Client>,
+    client: redis::Client,
     /// The URL without its password, for logs.
     target: String,
     slot: Mutex<Slot>,
@@ -181,37 +175,21 @@ impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
             .field("target", &self.target)
-            .field("usable", &self.client.is_some())
             .field("reachable", &self.reachable.load(Ordering::Relaxed))
             .finish()
     }
 }
 
 impl RedisStore {
-    /// A store for `url`; no I/O. If the URL cannot be used, logs an error and returns a
-    /// store that answers [`Reason::ReplayStoreUnavailable`] to every insert.
-    pub fn new(url: &str) -> RedisStore {
-        let target = redact(url);
-        let client = match redis_client(url) {
-            Ok(client) => Some(client),
-            Err(error) => {
-                tracing::error!(store = %target, %error,
-                    "dpop.replay_store: cannot use this Redis URL; every DPoP request will be refused with 503");
-                None
-            }
-        };
+    /// A store for `url`; no I/O.
+    pub fn new(url: &RedisUrl) -> RedisStore {
         RedisStore {
-            client,
-            target,
+            client: url.client().clone(),
+            target: url.to_string(),
             slot: Mutex::new(Slot::default()),
             reachable: AtomicBool::new(true),
             next_id: AtomicU64::new(0),
         }
-    }
-
-    /// Whether the URL was usable (a client could be made from it).
-    pub fn is_usable(&self) -> bool {
-        self.client.is_some()
     }
 
     /// Records `key` until `expires_at` (inclusive); see [`ReplayStore::insert`].
@@ -224,8 +202,7 @@ impl RedisStore {
     /// `iat`: Redis's own clock never shortens the window (with `PXAT`, a Redis clock running
     /// ahead would, and one more than the window ahead would drop every entry at once).
     pub async fn insert(&self, key: [u8; 32], expires_at: i64, now: i64) -> Result<(), Reason> {
-        let Some(client) = &self.client else { return Err(Reason::ReplayStoreUnavailable) };
-        let (mut manager, id) = match self.manager(client) {
+        let (mut manager, id) = match self.manager() {
             Ok(current) => current,
             Err(error) => return self.failed(error),
         };
@@ -258,7 +235,7 @@ impl RedisStore {
 
     /// The shared connection manager, made on first use (it needs the Tokio runtime);
     /// `Err` while paused after a failure.
-    fn manager(&self, client: &redis::Client) -> Result<(ConnectionManager, u64), String> {
+    fn manager(&self) -> Result<(ConnectionManager, u64), String> {
         let mut slot = self.lock();
         if slot.paused_until.is_some_and(|until| Instant::now() < until) {
             return Err("paused after a failure".into());
@@ -277,7 +254,8 @@ impl RedisStore {
             // One attempt per reconnect: the pause between attempts is `REDIS_RETRY_PAUSE`,
             // and no insert waits on a retry loop.
             .set_number_of_retries(0);
-        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|e| e.to_string())?;
+        let manager =
+            ConnectionManager::new_lazy_with_config(self.client.clone(), config).map_err(|e| e.to_string())?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         slot.connection = Some(Connection { manager: manager.clone(), id, since: Instant::now() });
         Ok((manager, id))
@@ -341,19 +319,6 @@ fn redis_key(key: &[u8; 32]) -> String {
 /// the current second (an already past `expires_at` cannot occur for a verified proof).
 fn ttl_millis(expires_at: i64, now: i64) -> i64 {
     expires_at.saturating_sub(now).saturating_add(1).max(1).saturating_mul(1000)
-}
-
-/// The URL without its password (it may be in the URL: `redis://:secret@host/0`).
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                let _ = parsed.set_password(Some("REDACTED"));
-            }
-            parsed.to_string()
-        }
-        Err(_) => "(unparsable URL)".into(),
-    }
 }
 
 /// A bounded in-process replay store: a map from replay key to expiry, split into

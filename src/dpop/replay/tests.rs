@@ -224,11 +224,11 @@ fn a_store_made_outside_a_runtime_has_no_timed_sweep_and_still_works() {
 
 #[tokio::test]
 async fn a_memory_store_from_the_config_sweeps_itself_and_a_redis_store_has_nothing_to_sweep() {
-    match ReplayStore::for_config("memory", DEFAULT_CAPACITY) {
+    match for_setting("memory") {
         ReplayStore::Memory(store) => assert!(store.sweeper.is_some(), "no timed sweep"),
         other => panic!("expected the memory store, got {other:?}"),
     }
-    let redis = ReplayStore::for_config(&format!("redis://127.0.0.1:{}/0", closed_port()), DEFAULT_CAPACITY);
+    let redis = for_setting(&format!("redis://127.0.0.1:{}/0", closed_port()));
     assert_eq!(redis.entries(), None);
 }
 
@@ -245,68 +245,59 @@ fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-fn redis_store(store: &ReplayStore) -> &RedisStore {
-    match store {
-        ReplayStore::Redis(redis) => redis,
-        other => panic!("expected the Redis store, got {other:?}"),
-    }
+/// The store for a `dpop.replay_store` value, as loading and `ReplayStore::new` make it.
+fn for_setting(value: &str) -> ReplayStore {
+    let setting = match value {
+        "memory" => ReplayStoreSetting::Memory { capacity: DEFAULT_CAPACITY },
+        url => ReplayStoreSetting::Redis(RedisUrl::parse(url).expect("a usable Redis URL")),
+    };
+    ReplayStore::new(&setting)
 }
 
 #[test]
 fn memory_selects_the_in_process_store() {
-    assert!(matches!(ReplayStore::for_config("memory", DEFAULT_CAPACITY), ReplayStore::Memory(_)));
+    assert!(matches!(for_setting("memory"), ReplayStore::Memory(_)));
 }
 
 #[test]
 fn a_redis_url_selects_the_redis_store_without_connecting_or_a_runtime() {
     // No Tokio runtime here, and nothing listens on the port: creation does no I/O.
     let url = format!("redis://127.0.0.1:{}/0", closed_port());
-    let store = ReplayStore::for_config(&url, DEFAULT_CAPACITY);
-    assert!(redis_store(&store).is_usable());
-    let tls = ReplayStore::for_config("rediss://redis.example.com:6380/0", DEFAULT_CAPACITY);
-    assert!(matches!(tls, ReplayStore::Redis(_)), "a rediss:// URL must never fall back to memory");
+    assert!(matches!(for_setting(&url), ReplayStore::Redis(_)));
 }
 
 #[test]
 fn a_password_in_the_url_is_never_shown() {
-    let store = ReplayStore::for_config("redis://user:hunter2@127.0.0.1:6379/0", DEFAULT_CAPACITY);
+    let store = for_setting("redis://user:hunter2@127.0.0.1:6379/0");
     let shown = format!("{store:?}");
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(shown.contains("redis://user:REDACTED@127.0.0.1:6379/0"), "{shown}");
-    assert_eq!(redact("redis://127.0.0.1:6379/2"), "redis://127.0.0.1:6379/2");
-    assert_eq!(redact("not a url"), "(unparsable URL)");
+    let plain = RedisUrl::parse("redis://127.0.0.1:6379/2").expect("a usable Redis URL");
+    assert_eq!(plain.to_string(), "redis://127.0.0.1:6379/2");
 }
 
 #[test]
-fn redis_client_accepts_what_the_client_can_use() {
-    assert!(redis_client("redis://127.0.0.1:6379/0").is_ok());
-    assert!(redis_client("redis://:pw@redis.internal/3").is_ok());
-    assert!(redis_client("memory").is_err());
-    assert!(redis_client("http://127.0.0.1:6379/0").is_err());
-    assert!(redis_client("redis://127.0.0.1:6379/not-a-database").is_err());
+fn a_redis_url_is_what_the_client_can_use() {
+    assert!(RedisUrl::parse("redis://127.0.0.1:6379/0").is_ok());
+    assert!(RedisUrl::parse("redis://:pw@redis.internal/3").is_ok());
+    assert!(RedisUrl::parse("memory").is_err());
+    assert!(RedisUrl::parse("http://127.0.0.1:6379/0").is_err());
+    assert!(RedisUrl::parse("redis://127.0.0.1:6379/not-a-database").is_err());
 }
 
 #[test]
-fn a_url_the_client_refuses_gives_a_store_that_always_answers_unavailable() {
-    // Passes config validation (a redis:// URL with a host) but names no database.
-    let store = ReplayStore::for_config("redis://127.0.0.1:6379/not-a-database", DEFAULT_CAPACITY);
-    assert!(!redis_store(&store).is_usable());
-    let started = Instant::now();
-    let rt = runtime();
-    for n in 0..3 {
-        assert_eq!(rt.block_on(store.insert(key(n), NOW + 300, NOW)), Err(Reason::ReplayStoreUnavailable));
-    }
-    assert!(started.elapsed() < Duration::from_millis(500), "no connection is even tried");
-    // Every other value config validation would refuse is unusable too, never memory.
-    for value in ["", "Memory", "redis:/nohost", "http://127.0.0.1:6379/0"] {
-        assert!(!redis_store(&ReplayStore::for_config(value, DEFAULT_CAPACITY)).is_usable(), "{value:?}");
+fn a_url_the_client_cannot_use_never_becomes_a_store() {
+    // A redis:// URL with a host that names no database, and values that are no Redis URL:
+    // refused when the config loads (`dpop.replay_store`), never a store, never memory.
+    for value in ["redis://127.0.0.1:6379/not-a-database", "", "Memory", "redis:/nohost", "http://127.0.0.1:6379/0"] {
+        assert!(RedisUrl::parse(value).is_err(), "{value:?}");
     }
 }
 
 #[test]
 fn an_unreachable_redis_answers_unavailable_within_the_timeout() {
     let rt = runtime();
-    let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{}/0", closed_port()), DEFAULT_CAPACITY);
+    let store = for_setting(&format!("redis://127.0.0.1:{}/0", closed_port()));
     for n in 0..3 {
         let started = Instant::now();
         assert_eq!(rt.block_on(store.insert(key(n), NOW + 300, NOW)), Err(Reason::ReplayStoreUnavailable));
@@ -327,7 +318,7 @@ fn a_redis_that_never_answers_is_unavailable_after_the_timeout() {
             held.push(socket);
         }
     });
-    let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{port}/0"), DEFAULT_CAPACITY);
+    let store = for_setting(&format!("redis://127.0.0.1:{port}/0"));
     let timed = |n: u32| {
         let started = Instant::now();
         assert_eq!(rt.block_on(store.insert(key(n), NOW + 300, NOW)), Err(Reason::ReplayStoreUnavailable));
@@ -359,7 +350,7 @@ fn an_outage_costs_a_few_connection_attempts_a_second_not_one_per_insert() {
             drop(socket);
         }
     });
-    let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{port}/0"), DEFAULT_CAPACITY);
+    let store = for_setting(&format!("redis://127.0.0.1:{port}/0"));
     let started = Instant::now();
     let mut inserts = 0;
     while started.elapsed() < Duration::from_millis(500) {
@@ -425,7 +416,7 @@ fn fake_redis(rt: &tokio::runtime::Runtime, set_reply: &'static str) -> (u16, st
 fn an_insert_is_one_set_nx_px_through_the_end_of_expires_at() {
     let rt = runtime();
     let (port, sets) = fake_redis(&rt, "+OK\r\n");
-    let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{port}/0"), DEFAULT_CAPACITY);
+    let store = for_setting(&format!("redis://127.0.0.1:{port}/0"));
     assert_eq!(rt.block_on(store.insert(key(7), NOW + 330, NOW)), Ok(()));
     let expected_key = format!("tollgate:dpop:jti:00000007{}", "0".repeat(56));
     assert_eq!(*sets.lock().unwrap(), vec![vec!["(connected)"], vec!["SET", &expected_key, "1", "NX", "PX", "331000"]]);
@@ -445,7 +436,7 @@ fn redis_replies_map_to_new_replayed_or_unavailable() {
     ] {
         let rt = runtime();
         let (port, _) = fake_redis(&rt, reply);
-        let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{port}/0"), DEFAULT_CAPACITY);
+        let store = for_setting(&format!("redis://127.0.0.1:{port}/0"));
         assert_eq!(rt.block_on(store.insert(key(1), NOW + 300, NOW)), expected, "reply {reply:?}");
     }
 }
@@ -457,7 +448,7 @@ fn a_read_only_replica_is_left_for_a_new_connection_other_error_replies_are_not(
     {
         let rt = runtime();
         let (port, log) = fake_redis(&rt, reply);
-        let store = ReplayStore::for_config(&format!("redis://127.0.0.1:{port}/0"), DEFAULT_CAPACITY);
+        let store = for_setting(&format!("redis://127.0.0.1:{port}/0"));
         assert_eq!(rt.block_on(store.insert(key(1), NOW + 300, NOW)), Err(Reason::ReplayStoreUnavailable));
         std::thread::sleep(REDIS_RETRY_PAUSE + Duration::from_millis(20));
         assert_eq!(rt.block_on(store.insert(key(2), NOW + 300, NOW)), Err(Reason::ReplayStoreUnavailable));
@@ -489,10 +480,7 @@ fn the_redis_expiry_keeps_an_entry_through_expires_at() {
 fn the_redis_store_can_be_shared_across_tasks() {
     fn assert_send_sync<T: Send + Sync>(_: &T) {}
     fn assert_send<T: Send>(_: &T) {}
-    let store = std::sync::Arc::new(ReplayStore::for_config(
-        &format!("redis://127.0.0.1:{}/0", closed_port()),
-        DEFAULT_CAPACITY,
-    ));
+    let store = std::sync::Arc::new(for_setting(&format!("redis://127.0.0.1:{}/0", closed_port())));
     assert_send_sync(&store);
     let future = store.insert(key(1), NOW, NOW);
     assert_send(&future);
@@ -501,8 +489,9 @@ fn the_redis_store_can_be_shared_across_tasks() {
 
 #[test]
 fn a_rediss_url_works_only_with_tls_support_built_in() {
-    match redis_client("rediss://redis.example.com:6380/0") {
-        Ok(_) => {}
+    // With TLS support, a Redis store (never memory); without, refused at load, naming TLS.
+    match RedisUrl::parse("rediss://redis.example.com:6380/0") {
+        Ok(url) => assert!(matches!(ReplayStore::new(&ReplayStoreSetting::Redis(url)), ReplayStore::Redis(_))),
         Err(error) => assert!(error.to_lowercase().contains("tls"), "{error}"),
     }
 }
@@ -589,7 +578,7 @@ fn the_replay_store_enum_reports_and_sweeps_its_memory_store() {
     assert_eq!(store.entries(), Some(1));
     store.sweep(NOW + 1);
     assert_eq!(store.entries(), Some(0));
-    assert_eq!(ReplayStore::for_config("redis://127.0.0.1:1/0", 10).entries(), None);
+    assert_eq!(for_setting("redis://127.0.0.1:1/0").entries(), None);
 }
 
 #[test]
