@@ -311,15 +311,7 @@ impl Checker {
         let scheme = credentials.scheme();
         let refuse = |reason: Reason| Refusal::new(reason).with_scheme(Some(scheme));
         let (token_key, token) = self.tokens.verified(credentials.token(), self.clock.now()).await.map_err(refuse)?;
-        let proof = match credentials {
-            // RFC 9449 §7.2: a bound token must never work as a bearer token.
-            Credentials::Bearer { .. } if token.jkt().is_some() => return Err(refuse(Reason::BoundTokenAsBearer)),
-            Credentials::Bearer { .. } => None,
-            Credentials::DPoP { token: raw, proof } => {
-                let jkt = token.jkt().ok_or(Reason::TokenNotBound).map_err(refuse)?;
-                Some(self.dpop.verify(original, raw, proof, jkt, self.clock.now()).map_err(refuse)?)
-            }
-        };
+        let proof = self.dpop.binding(&credentials, &token, original, self.clock.now()).map_err(refuse)?;
         let issuer = &self.state.issuers[token.issuer_index()].config().issuer;
         policy::check(routes, &token, issuer).map_err(refuse)?;
         let next_nonce = match proof {

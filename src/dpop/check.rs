@@ -1,16 +1,19 @@
-//! A request's DPoP proof, checked end to end for one checker: the URL it must name
+//! A request's DPoP proof, checked end to end for one checker: whether the credentials
+//! call for one (a bound token never works as a bearer token, §7.2), the URL it must name
 //! (RFC 9449 §4.3 step 9, at a pinned public origin when `proxy.public_origins` is set),
 //! the proof itself with its key binding ([`proof::verify`], §4.3 and §6.1), and last its
 //! one-time use: the server nonce (§8) and the replay record (§11.1).
 
 use std::sync::Arc;
 
+use crate::credentials::Credentials;
 use crate::dpop::htu;
 use crate::dpop::nonce::Nonces;
 use crate::dpop::proof::{self, Expected, ProofSettings, VerifiedProof};
 use crate::dpop::replay::ReplayStore;
 use crate::gateway::OriginalRequest;
 use crate::refusal::Reason;
+use crate::token::VerifiedToken;
 
 /// The DPoP settings and state of one checker. The nonce minter and the replay store are
 /// shared with the checker a reload replaces when their settings did not change.
@@ -23,6 +26,26 @@ pub struct ProofCheck {
 }
 
 impl ProofCheck {
+    /// The proof the credentials carry for their verified `token`, checked: none with a
+    /// Bearer token, which must not be bound to a key (§7.2); with a DPoP token, which
+    /// must be bound (`cnf.jkt`, §6.1), a proof by that key for `original`.
+    pub fn binding(
+        &self,
+        credentials: &Credentials<'_>,
+        token: &VerifiedToken,
+        original: &OriginalRequest,
+        now: i64,
+    ) -> Result<Option<VerifiedProof>, Reason> {
+        match credentials {
+            Credentials::Bearer { .. } if token.jkt().is_some() => Err(Reason::BoundTokenAsBearer),
+            Credentials::Bearer { .. } => Ok(None),
+            Credentials::DPoP { token: raw, proof } => {
+                let jkt = token.jkt().ok_or(Reason::TokenNotBound)?;
+                self.verify(original, raw, proof, jkt, now).map(Some)
+            }
+        }
+    }
+
     /// The proof `proof` for the request `original` with the access token `token` (whose
     /// `cnf.jkt` is `jkt`), checked at `now`.
     pub fn verify(
