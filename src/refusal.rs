@@ -243,213 +243,133 @@ enum Status {
     GatewayError,
 }
 
+/// A reason's row in [`Reason::facts`].
+struct Facts {
+    answer: (Status, Option<ErrorCode>),
+    description: &'static str,
+    label: &'static str,
+}
+
+// The answers, by the status and error code they put on the wire.
+const UNAUTHORIZED: (Status, Option<ErrorCode>) = (Status::Unauthorized, None);
+const INVALID_REQUEST: (Status, Option<ErrorCode>) = (Status::BadRequest, Some(ErrorCode::InvalidRequest));
+const GATEWAY_ERROR: (Status, Option<ErrorCode>) = (Status::GatewayError, None);
+const INVALID_TOKEN: (Status, Option<ErrorCode>) = (Status::Unauthorized, Some(ErrorCode::InvalidToken));
+const INVALID_DPOP_PROOF: (Status, Option<ErrorCode>) = (Status::Unauthorized, Some(ErrorCode::InvalidDpopProof));
+const USE_DPOP_NONCE: (Status, Option<ErrorCode>) = (Status::Unauthorized, Some(ErrorCode::UseDpopNonce));
+const INSUFFICIENT_SCOPE: (Status, Option<ErrorCode>) = (Status::Forbidden, Some(ErrorCode::InsufficientScope));
+const FORBIDDEN: (Status, Option<ErrorCode>) = (Status::Forbidden, None);
+const UNAVAILABLE: (Status, Option<ErrorCode>) = (Status::Unavailable, None);
+
 impl Reason {
-    /// The RFC 6750 §3.1 / RFC 9449 §7.1 answer for this cause.
-    fn answer(&self) -> (Status, Option<ErrorCode>) {
+    /// Everything fixed about a reason, in one row per reason: the answer (RFC 6750 §3.1,
+    /// RFC 9449 §7.1), the `error_description` (RFC 6750 §3 charset: no `"` and no `\`),
+    /// and the stable snake_case name for logs and the `reason` metric label.
+    fn facts(&self) -> Facts {
         use Reason::*;
-        const INVALID_REQUEST: Option<ErrorCode> = Some(ErrorCode::InvalidRequest);
-        const INVALID_TOKEN: Option<ErrorCode> = Some(ErrorCode::InvalidToken);
-        match self {
-            MissingCredentials | UnsupportedScheme | BearerNotAllowed => (Status::Unauthorized, None),
-            MalformedAuthorization
-            | ProofWithoutToken
-            | TwoAuthorizationHeaders
-            | MultipleCredentials
-            | EmptyToken
-            | DpopDisabled
-            | ProofWithBearer
-            | MissingProof
-            | MultipleProofs
-            | BadForwardedHeader
-            | BadMethodOverride
-            | ConflictingHost
-            | OversizedRequest
-            | AmbiguousPath => (Status::BadRequest, INVALID_REQUEST),
-            GatewayHeadersMissing | UntrustedGateway => (Status::GatewayError, None),
-            TokenTooLarge | MalformedToken | MalformedHeader | AlgorithmNotAllowed | CriticalHeader
-            | WrongTokenType | UnknownKey | KeyAlgorithmMismatch | BadSignature | MalformedClaims | WrongIssuer
-            | WrongAudience | Expired | NotYetValid | MissingClaim | BadSubject | UnusableConfirmation
-            | InvalidActClaim | BoundTokenAsBearer => (Status::Unauthorized, INVALID_TOKEN),
-            ProofTooLarge
-            | MalformedProof
-            | WrongProofType
-            | ProofAlgorithmNotAllowed
-            | BadProofKey
-            | ProofCriticalHeader
-            | BadProofSignature
-            | ProofClaimMissing
-            | MalformedProofClaim
-            | WrongProofMethod
-            | WrongProofUrl
-            | ProofNotYetValid
-            | ProofTooOld
-            | WrongAccessTokenHash
-            | ProofReplayed => (Status::Unauthorized, Some(ErrorCode::InvalidDpopProof)),
-            KeyBindingMismatch | TokenNotBound => (Status::Unauthorized, INVALID_TOKEN),
-            UseDpopNonce { .. } => (Status::Unauthorized, Some(ErrorCode::UseDpopNonce)),
-            ReplayStoreFull | ReplayStoreUnavailable => (Status::Unavailable, None),
-            InsufficientScope { .. }
-            | MissingPermission
-            | WrongOrganization
-            | ClaimMismatch
-            | ActorNotAllowed
-            | IssuerNotAllowed => (Status::Forbidden, Some(ErrorCode::InsufficientScope)),
-            NoRouteAllows | ExchangeRefused { .. } => (Status::Forbidden, None),
-            ExchangeRateLimited { .. } | ExchangeUnavailable => (Status::Unavailable, None),
-            NoIssuerKeys => (Status::Unavailable, None),
-        }
+        let (answer, description, label) = match self {
+            MissingCredentials => (UNAUTHORIZED, "no access token", "missing_credentials"),
+            UnsupportedScheme => (UNAUTHORIZED, "unsupported authentication scheme", "unsupported_scheme"),
+            MalformedAuthorization => (INVALID_REQUEST, "malformed Authorization header", "malformed_authorization"),
+            ProofWithoutToken => (INVALID_REQUEST, "DPoP proof without an access token", "proof_without_token"),
+            TwoAuthorizationHeaders => {
+                (INVALID_REQUEST, "more than one Authorization header", "two_authorization_headers")
+            }
+            MultipleCredentials => {
+                (INVALID_REQUEST, "more than one credential in the Authorization header", "multiple_credentials")
+            }
+            EmptyToken => (INVALID_REQUEST, "empty access token", "empty_token"),
+            DpopDisabled => (INVALID_REQUEST, "DPoP is not enabled", "dpop_disabled"),
+            BearerNotAllowed => (UNAUTHORIZED, "DPoP is required", "bearer_not_allowed"),
+            ProofWithBearer => (INVALID_REQUEST, "DPoP proof sent with the Bearer scheme", "proof_with_bearer"),
+            MissingProof => (INVALID_REQUEST, "DPoP scheme without a DPoP proof", "missing_proof"),
+            MultipleProofs => (INVALID_REQUEST, "more than one DPoP proof", "multiple_proofs"),
+            BadForwardedHeader => (INVALID_REQUEST, "invalid forwarded request header", "bad_forwarded_header"),
+            BadMethodOverride => (INVALID_REQUEST, "invalid method override", "bad_method_override"),
+            ConflictingHost => {
+                (INVALID_REQUEST, "request target and Host header name different hosts", "conflicting_host")
+            }
+            OversizedRequest => (INVALID_REQUEST, "request description too large", "oversized_request"),
+            AmbiguousPath => (INVALID_REQUEST, "ambiguous request path", "ambiguous_path"),
+            GatewayHeadersMissing => {
+                (GATEWAY_ERROR, "gateway did not describe the original request", "gateway_headers_missing")
+            }
+            UntrustedGateway => {
+                (GATEWAY_ERROR, "gateway not trusted to describe the original request", "untrusted_gateway")
+            }
+            TokenTooLarge => (INVALID_TOKEN, "access token too large", "token_too_large"),
+            MalformedToken => (INVALID_TOKEN, "malformed access token", "malformed_token"),
+            MalformedHeader => (INVALID_TOKEN, "malformed token header", "malformed_header"),
+            AlgorithmNotAllowed => (INVALID_TOKEN, "token algorithm not allowed", "algorithm_not_allowed"),
+            CriticalHeader => (INVALID_TOKEN, "unsupported critical header", "critical_header"),
+            WrongTokenType => (INVALID_TOKEN, "wrong token type", "wrong_token_type"),
+            UnknownKey => (INVALID_TOKEN, "unknown signing key", "unknown_key"),
+            KeyAlgorithmMismatch => (INVALID_TOKEN, "signing key does not fit the algorithm", "key_algorithm_mismatch"),
+            BadSignature => (INVALID_TOKEN, "invalid signature", "bad_signature"),
+            MalformedClaims => (INVALID_TOKEN, "malformed token claims", "malformed_claims"),
+            WrongIssuer => (INVALID_TOKEN, "wrong issuer", "wrong_issuer"),
+            WrongAudience => (INVALID_TOKEN, "wrong audience", "wrong_audience"),
+            Expired => (INVALID_TOKEN, "token expired", "expired"),
+            NotYetValid => (INVALID_TOKEN, "token not yet valid", "not_yet_valid"),
+            MissingClaim => (INVALID_TOKEN, "required claim missing", "missing_claim"),
+            BadSubject => (INVALID_TOKEN, "invalid subject", "bad_subject"),
+            UnusableConfirmation => (INVALID_TOKEN, "unsupported token binding", "unusable_confirmation"),
+            BoundTokenAsBearer => (INVALID_TOKEN, "DPoP-bound token sent as a Bearer token", "bound_token_as_bearer"),
+            InvalidActClaim => (INVALID_TOKEN, "invalid act claim", "invalid_act_claim"),
+            ProofTooLarge => (INVALID_DPOP_PROOF, "DPoP proof too large", "proof_too_large"),
+            MalformedProof => (INVALID_DPOP_PROOF, "malformed DPoP proof", "malformed_proof"),
+            WrongProofType => (INVALID_DPOP_PROOF, "wrong DPoP proof type", "wrong_proof_type"),
+            ProofAlgorithmNotAllowed => {
+                (INVALID_DPOP_PROOF, "DPoP proof algorithm not allowed", "proof_algorithm_not_allowed")
+            }
+            BadProofKey => (INVALID_DPOP_PROOF, "invalid DPoP proof key", "bad_proof_key"),
+            ProofCriticalHeader => {
+                (INVALID_DPOP_PROOF, "unsupported critical header in DPoP proof", "proof_critical_header")
+            }
+            BadProofSignature => (INVALID_DPOP_PROOF, "invalid DPoP proof signature", "bad_proof_signature"),
+            ProofClaimMissing => (INVALID_DPOP_PROOF, "DPoP proof claim missing", "proof_claim_missing"),
+            MalformedProofClaim => (INVALID_DPOP_PROOF, "malformed DPoP proof claim", "malformed_proof_claim"),
+            WrongProofMethod => (INVALID_DPOP_PROOF, "DPoP proof htm mismatch", "wrong_proof_method"),
+            WrongProofUrl => (INVALID_DPOP_PROOF, "DPoP proof htu mismatch", "wrong_proof_url"),
+            ProofNotYetValid => (INVALID_DPOP_PROOF, "DPoP proof issued in the future", "proof_not_yet_valid"),
+            ProofTooOld => (INVALID_DPOP_PROOF, "DPoP proof too old", "proof_too_old"),
+            WrongAccessTokenHash => (INVALID_DPOP_PROOF, "DPoP proof ath mismatch", "wrong_access_token_hash"),
+            ProofReplayed => (INVALID_DPOP_PROOF, "DPoP proof replayed", "proof_replayed"),
+            KeyBindingMismatch => (INVALID_TOKEN, "invalid DPoP key binding", "key_binding_mismatch"),
+            UseDpopNonce { .. } => (USE_DPOP_NONCE, "DPoP nonce required", "use_dpop_nonce"),
+            TokenNotBound => (INVALID_TOKEN, "access token is not DPoP-bound", "token_not_bound"),
+            ReplayStoreFull => (UNAVAILABLE, "DPoP replay store full", "replay_store_full"),
+            ReplayStoreUnavailable => (UNAVAILABLE, "DPoP replay store unavailable", "replay_store_unavailable"),
+            InsufficientScope { .. } => (INSUFFICIENT_SCOPE, "insufficient scope", "insufficient_scope"),
+            MissingPermission => (INSUFFICIENT_SCOPE, "required permission missing", "missing_permission"),
+            WrongOrganization => (INSUFFICIENT_SCOPE, "organization not allowed", "wrong_organization"),
+            ClaimMismatch => (INSUFFICIENT_SCOPE, "required claim value missing", "claim_mismatch"),
+            ActorNotAllowed => (INSUFFICIENT_SCOPE, "actor not allowed", "actor_not_allowed"),
+            IssuerNotAllowed => (INSUFFICIENT_SCOPE, "issuer not allowed", "issuer_not_allowed"),
+            NoRouteAllows => (FORBIDDEN, "no route allows this request", "no_route_allows"),
+            ExchangeRefused { .. } => (FORBIDDEN, "the issuer refused the token exchange", "exchange_refused"),
+            ExchangeRateLimited { .. } => {
+                (UNAVAILABLE, "token exchange rate-limited by the issuer", "exchange_rate_limited")
+            }
+            ExchangeUnavailable => (UNAVAILABLE, "token exchange unavailable", "exchange_unavailable"),
+            NoIssuerKeys => (UNAVAILABLE, "issuer keys not available", "no_issuer_keys"),
+        };
+        Facts { answer, description, label }
     }
 
-    /// The fixed `error_description` (RFC 6750 §3 charset: no `"` and no `\`).
+    /// The status and error code this cause is answered with.
+    fn answer(&self) -> (Status, Option<ErrorCode>) {
+        self.facts().answer
+    }
+
+    /// The fixed `error_description`.
     pub fn description(&self) -> &'static str {
-        use Reason::*;
-        match self {
-            MissingCredentials => "no access token",
-            UnsupportedScheme => "unsupported authentication scheme",
-            MalformedAuthorization => "malformed Authorization header",
-            ProofWithoutToken => "DPoP proof without an access token",
-            TwoAuthorizationHeaders => "more than one Authorization header",
-            MultipleCredentials => "more than one credential in the Authorization header",
-            EmptyToken => "empty access token",
-            DpopDisabled => "DPoP is not enabled",
-            BearerNotAllowed => "DPoP is required",
-            ProofWithBearer => "DPoP proof sent with the Bearer scheme",
-            MissingProof => "DPoP scheme without a DPoP proof",
-            MultipleProofs => "more than one DPoP proof",
-            BadForwardedHeader => "invalid forwarded request header",
-            BadMethodOverride => "invalid method override",
-            ConflictingHost => "request target and Host header name different hosts",
-            OversizedRequest => "request description too large",
-            AmbiguousPath => "ambiguous request path",
-            GatewayHeadersMissing => "gateway did not describe the original request",
-            UntrustedGateway => "gateway not trusted to describe the original request",
-            TokenTooLarge => "access token too large",
-            MalformedToken => "malformed access token",
-            MalformedHeader => "malformed token header",
-            AlgorithmNotAllowed => "token algorithm not allowed",
-            CriticalHeader => "unsupported critical header",
-            WrongTokenType => "wrong token type",
-            UnknownKey => "unknown signing key",
-            KeyAlgorithmMismatch => "signing key does not fit the algorithm",
-            BadSignature => "invalid signature",
-            MalformedClaims => "malformed token claims",
-            WrongIssuer => "wrong issuer",
-            WrongAudience => "wrong audience",
-            Expired => "token expired",
-            NotYetValid => "token not yet valid",
-            MissingClaim => "required claim missing",
-            BadSubject => "invalid subject",
-            UnusableConfirmation => "unsupported token binding",
-            BoundTokenAsBearer => "DPoP-bound token sent as a Bearer token",
-            InvalidActClaim => "invalid act claim",
-            ProofTooLarge => "DPoP proof too large",
-            MalformedProof => "malformed DPoP proof",
-            WrongProofType => "wrong DPoP proof type",
-            ProofAlgorithmNotAllowed => "DPoP proof algorithm not allowed",
-            BadProofKey => "invalid DPoP proof key",
-            ProofCriticalHeader => "unsupported critical header in DPoP proof",
-            BadProofSignature => "invalid DPoP proof signature",
-            ProofClaimMissing => "DPoP proof claim missing",
-            MalformedProofClaim => "malformed DPoP proof claim",
-            WrongProofMethod => "DPoP proof htm mismatch",
-            WrongProofUrl => "DPoP proof htu mismatch",
-            ProofNotYetValid => "DPoP proof issued in the future",
-            ProofTooOld => "DPoP proof too old",
-            WrongAccessTokenHash => "DPoP proof ath mismatch",
-            ProofReplayed => "DPoP proof replayed",
-            KeyBindingMismatch => "invalid DPoP key binding",
-            UseDpopNonce { .. } => "DPoP nonce required",
-            TokenNotBound => "access token is not DPoP-bound",
-            ReplayStoreFull => "DPoP replay store full",
-            ReplayStoreUnavailable => "DPoP replay store unavailable",
-            InsufficientScope { .. } => "insufficient scope",
-            MissingPermission => "required permission missing",
-            WrongOrganization => "organization not allowed",
-            ClaimMismatch => "required claim value missing",
-            ActorNotAllowed => "actor not allowed",
-            IssuerNotAllowed => "issuer not allowed",
-            NoRouteAllows => "no route allows this request",
-            ExchangeRefused { .. } => "the issuer refused the token exchange",
-            ExchangeRateLimited { .. } => "token exchange rate-limited by the issuer",
-            ExchangeUnavailable => "token exchange unavailable",
-            NoIssuerKeys => "issuer keys not available",
-        }
+        self.facts().description
     }
 
     /// A stable snake_case name for logs and the `reason` metric label.
     pub fn label(&self) -> &'static str {
-        use Reason::*;
-        match self {
-            MissingCredentials => "missing_credentials",
-            UnsupportedScheme => "unsupported_scheme",
-            MalformedAuthorization => "malformed_authorization",
-            ProofWithoutToken => "proof_without_token",
-            TwoAuthorizationHeaders => "two_authorization_headers",
-            MultipleCredentials => "multiple_credentials",
-            EmptyToken => "empty_token",
-            DpopDisabled => "dpop_disabled",
-            BearerNotAllowed => "bearer_not_allowed",
-            ProofWithBearer => "proof_with_bearer",
-            MissingProof => "missing_proof",
-            MultipleProofs => "multiple_proofs",
-            BadForwardedHeader => "bad_forwarded_header",
-            BadMethodOverride => "bad_method_override",
-            ConflictingHost => "conflicting_host",
-            OversizedRequest => "oversized_request",
-            AmbiguousPath => "ambiguous_path",
-            GatewayHeadersMissing => "gateway_headers_missing",
-            UntrustedGateway => "untrusted_gateway",
-            TokenTooLarge => "token_too_large",
-            MalformedToken => "malformed_token",
-            MalformedHeader => "malformed_header",
-            AlgorithmNotAllowed => "algorithm_not_allowed",
-            CriticalHeader => "critical_header",
-            WrongTokenType => "wrong_token_type",
-            UnknownKey => "unknown_key",
-            KeyAlgorithmMismatch => "key_algorithm_mismatch",
-            BadSignature => "bad_signature",
-            MalformedClaims => "malformed_claims",
-            WrongIssuer => "wrong_issuer",
-            WrongAudience => "wrong_audience",
-            Expired => "expired",
-            NotYetValid => "not_yet_valid",
-            MissingClaim => "missing_claim",
-            BadSubject => "bad_subject",
-            UnusableConfirmation => "unusable_confirmation",
-            BoundTokenAsBearer => "bound_token_as_bearer",
-            InvalidActClaim => "invalid_act_claim",
-            ProofTooLarge => "proof_too_large",
-            MalformedProof => "malformed_proof",
-            WrongProofType => "wrong_proof_type",
-            ProofAlgorithmNotAllowed => "proof_algorithm_not_allowed",
-            BadProofKey => "bad_proof_key",
-            ProofCriticalHeader => "proof_critical_header",
-            BadProofSignature => "bad_proof_signature",
-            ProofClaimMissing => "proof_claim_missing",
-            MalformedProofClaim => "malformed_proof_claim",
-            WrongProofMethod => "wrong_proof_method",
-            WrongProofUrl => "wrong_proof_url",
-            ProofNotYetValid => "proof_not_yet_valid",
-            ProofTooOld => "proof_too_old",
-            WrongAccessTokenHash => "wrong_access_token_hash",
-            ProofReplayed => "proof_replayed",
-            KeyBindingMismatch => "key_binding_mismatch",
-            UseDpopNonce { .. } => "use_dpop_nonce",
-            TokenNotBound => "token_not_bound",
-            ReplayStoreFull => "replay_store_full",
-            ReplayStoreUnavailable => "replay_store_unavailable",
-            InsufficientScope { .. } => "insufficient_scope",
-            MissingPermission => "missing_permission",
-            WrongOrganization => "wrong_organization",
-            ClaimMismatch => "claim_mismatch",
-            ActorNotAllowed => "actor_not_allowed",
-            IssuerNotAllowed => "issuer_not_allowed",
-            NoRouteAllows => "no_route_allows",
-            ExchangeRefused { .. } => "exchange_refused",
-            ExchangeRateLimited { .. } => "exchange_rate_limited",
-            ExchangeUnavailable => "exchange_unavailable",
-            NoIssuerKeys => "no_issuer_keys",
-        }
+        self.facts().label
     }
 
     /// tollgate could not decide (no keys, replay store down or full, gateway misconfigured):
