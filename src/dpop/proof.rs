@@ -138,7 +138,33 @@ pub fn verify(
         JwsError::TooLarge => Reason::ProofTooLarge,
         JwsError::Encoding | JwsError::Header | JwsError::Payload => Reason::MalformedProof,
     })?;
-    let header = &compact.header;
+    let (jwk, key) = header_key(&compact.header, settings)?;
+    let payload = compact.payload().map_err(|_| Reason::MalformedProof)?;
+    let claims = claims(&payload)?;
+    check_claims(&claims, expected, settings, now)?;
+    let signature = compact.signature().map_err(|_| Reason::MalformedProof)?;
+    if !verify_signature(&key, compact.signing_input.as_bytes(), &signature) {
+        return Err(Reason::BadProofSignature);
+    }
+    // Only now, with possession of the key proven, is the binding compared.
+    let jkt = thumbprint(jwk)?;
+    if jkt != expected.jkt {
+        return Err(Reason::KeyBindingMismatch);
+    }
+    Ok(VerifiedProof {
+        jkt,
+        jti: claims.jti.to_string(),
+        iat: claims.iat.floor() as i64,
+        nonce: claims.nonce.map(str::to_string),
+    })
+}
+
+/// The header's checks (§4.3 steps 4, 5 and 7): `typ`, an allowed `alg`, no `crit`, and a
+/// public key in `jwk`, fit for `alg`. Returns the `jwk` and the key.
+fn header_key<'h>(
+    header: &'h Map<String, Value>,
+    settings: &ProofSettings,
+) -> Result<(&'h Map<String, Value>, ProofKey), Reason> {
     match header.get("typ") {
         Some(Value::String(typ)) if is_dpop_type(typ) => {}
         _ => return Err(Reason::WrongProofType),
@@ -156,9 +182,17 @@ pub fn verify(
     let Some(Value::Object(jwk)) = header.get("jwk") else {
         return Err(Reason::BadProofKey);
     };
-    let key = proof_key(jwk, alg)?;
-    let payload = compact.payload().map_err(|_| Reason::MalformedProof)?;
-    let claims = claims(&payload)?;
+    Ok((jwk, proof_key(jwk, alg)?))
+}
+
+/// The claims' checks against the request (§4.3 steps 8, 9, 11 and the `ath` of 12): `htm`,
+/// `htu`, the `iat` window (and `exp` when present), and `ath`.
+fn check_claims(
+    claims: &Claims<'_>,
+    expected: &Expected<'_>,
+    settings: &ProofSettings,
+    now: i64,
+) -> Result<(), Reason> {
     if claims.htm != expected.method {
         return Err(Reason::WrongProofMethod);
     }
@@ -180,21 +214,7 @@ pub fn verify(
     if claims.ath != access_token_hash(expected.access_token) {
         return Err(Reason::WrongAccessTokenHash);
     }
-    let signature = compact.signature().map_err(|_| Reason::MalformedProof)?;
-    if !verify_signature(&key, compact.signing_input.as_bytes(), &signature) {
-        return Err(Reason::BadProofSignature);
-    }
-    // Only now, with possession of the key proven, is the binding compared.
-    let jkt = thumbprint(jwk)?;
-    if jkt != expected.jkt {
-        return Err(Reason::KeyBindingMismatch);
-    }
-    Ok(VerifiedProof {
-        jkt,
-        jti: claims.jti.to_string(),
-        iat: claims.iat.floor() as i64,
-        nonce: claims.nonce.map(str::to_string),
-    })
+    Ok(())
 }
 
 /// RFC 9449 §4.2 `dpop+jwt`, a media type (RFC 7515 §4.1.9): case-insensitive, with an
