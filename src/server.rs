@@ -445,13 +445,28 @@ async fn serve_router(
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
     let mut connections = JoinSet::new();
-    let mut accepted: u64 = 0;
-    let mut closing = std::pin::pin!(shutdown.closing());
     let serve = |connections: &mut JoinSet<()>, stream: TcpStream, peer: SocketAddr| {
         // Finished connections leave the set as new ones come: it holds open ones only.
         while connections.try_join_next().is_some() {}
         connections.spawn(connection(routes.clone(), stream, peer, header_read_timeout, shutdown.clone()));
     };
+    let addr = listener.local_addr().ok();
+    let mut accepted = accept_until(&listener, shutdown.closing(), &mut connections, &serve).await;
+    accepted += accept_backlog(listener, &mut connections, &serve);
+    tracing::info!(listener = ?addr, accepted, "listener closed; {accepted} connections accepted in all");
+    drain(connections, shutdown.drain_timeout(), addr).await;
+    Ok(())
+}
+
+/// Accepts and serves connections until `closing` resolves; returns how many.
+async fn accept_until(
+    listener: &TcpListener,
+    closing: impl Future<Output = ()>,
+    connections: &mut JoinSet<()>,
+    serve: &impl Fn(&mut JoinSet<()>, TcpStream, SocketAddr),
+) -> u64 {
+    let mut accepted = 0;
+    let mut closing = std::pin::pin!(closing);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -463,48 +478,61 @@ async fn serve_router(
                     continue;
                 }
             },
-            () = &mut closing => break,
+            () = &mut closing => return accepted,
         };
-        serve(&mut connections, stream, peer);
+        serve(connections, stream, peer);
         accepted += 1;
     }
-    // Connections the kernel completed but nobody accepted yet are reset when the listener
-    // closes, their requests unanswered: take them in and answer them too. The accept
-    // calls go to the kernel itself (the reactor may not have reported them yet). One that
-    // completes between the last call and the close is still reset: the client sees its
-    // connection reset, never a half answer (nginx retries it on another server).
-    let addr = listener.local_addr().ok();
-    match listener.into_std() {
-        Ok(listener) => {
-            while let Ok((stream, peer)) = listener.accept() {
-                match stream.set_nonblocking(true).and_then(|()| TcpStream::from_std(stream)) {
-                    Ok(stream) => serve(&mut connections, stream, peer),
-                    Err(error) => tracing::warn!(%error, "cannot serve a connection accepted at close"),
-                }
-                accepted += 1;
-            }
+}
+
+/// Connections the kernel completed but nobody accepted yet are reset when the listener
+/// closes, their requests unanswered: takes them in to answer them too, and returns how
+/// many. The accept calls go to the kernel itself (the reactor may not have reported them
+/// yet). One that completes between the last call and the close is still reset: the client
+/// sees its connection reset, never a half answer (nginx retries it on another server).
+fn accept_backlog(
+    listener: TcpListener,
+    connections: &mut JoinSet<()>,
+    serve: &impl Fn(&mut JoinSet<()>, TcpStream, SocketAddr),
+) -> u64 {
+    let listener = match listener.into_std() {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::warn!(%error, "cannot take the last connections before closing");
+            return 0;
         }
-        Err(error) => tracing::warn!(%error, "cannot take the last connections before closing"),
-    }
-    tracing::info!(listener = ?addr, accepted, "listener closed; {accepted} connections accepted in all");
-    let drained = async { while connections.join_next().await.is_some() {} };
-    let Some(limit) = shutdown.drain_timeout() else {
-        drained.await;
-        return Ok(());
     };
-    if tokio::time::timeout(limit, drained).await.is_err() {
-        while connections.try_join_next().is_some() {}
-        let cut = connections.len();
-        connections.abort_all();
-        while connections.join_next().await.is_some() {}
-        tracing::warn!(
-            listener = ?addr,
-            cut,
-            drain_timeout_s = limit.as_secs_f64(),
-            "drain_timeout passed: {cut} connection(s) still open were cut"
-        );
+    let mut accepted = 0;
+    while let Ok((stream, peer)) = listener.accept() {
+        match stream.set_nonblocking(true).and_then(|()| TcpStream::from_std(stream)) {
+            Ok(stream) => serve(connections, stream, peer),
+            Err(error) => tracing::warn!(%error, "cannot serve a connection accepted at close"),
+        }
+        accepted += 1;
     }
-    Ok(())
+    accepted
+}
+
+/// Waits for the open connections to finish, at most `limit` (none: as long as they
+/// take); then cuts those still open and says how many in the log.
+async fn drain(mut connections: JoinSet<()>, limit: Option<Duration>, addr: Option<SocketAddr>) {
+    let drained = async { while connections.join_next().await.is_some() {} };
+    let Some(limit) = limit else {
+        return drained.await;
+    };
+    if tokio::time::timeout(limit, drained).await.is_ok() {
+        return;
+    }
+    while connections.try_join_next().is_some() {}
+    let cut = connections.len();
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+    tracing::warn!(
+        listener = ?addr,
+        cut,
+        drain_timeout_s = limit.as_secs_f64(),
+        "drain_timeout passed: {cut} connection(s) still open were cut"
+    );
 }
 
 /// The header-read deadline of one connection: a client gets `header_read_timeout` to
