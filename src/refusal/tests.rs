@@ -203,6 +203,21 @@ fn all_reasons() -> Vec<Reason> {
 }
 
 #[test]
+fn every_reason_with_a_row_in_facts_is_listed_above() {
+    // The compiler makes every variant have a row in `Reason::facts`; this keeps the hand
+    // list above from missing one, so the table-wide tests below cover new reasons too.
+    let source = include_str!("../refusal.rs");
+    let start = source.find("fn facts(&self) -> Facts {").expect("facts");
+    let end = start + source[start..].find("Facts { answer, description, label }").expect("facts' end");
+    let rows = &source[start..end];
+    let listed = all_reasons();
+    assert_eq!(rows.matches(" => ").count(), listed.len(), "a reason in facts is missing from all_reasons");
+    for reason in &listed {
+        assert!(rows.contains(&format!("\"{}\")", reason.label())), "{reason:?} has no row in facts");
+    }
+}
+
+#[test]
 fn every_description_fits_the_rfc_6750_charset() {
     for reason in all_reasons() {
         let d = reason.description();
