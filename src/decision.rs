@@ -310,13 +310,16 @@ impl Checker {
         credentials::admit(&credentials, mode)?;
         let scheme = credentials.scheme();
         let refuse = |reason: Reason| Refusal::new(reason).with_scheme(Some(scheme));
-        let (token_key, token) = self.tokens.verified(credentials.token(), self.clock.now()).await.map_err(refuse)?;
-        let proof = self.dpop.binding(&credentials, &token, original, self.clock.now()).map_err(refuse)?;
+        // One instant for the whole check: the token, the proof's window and its replay
+        // record are all judged as of the request's arrival (a key refetch may come between).
+        let now = self.clock.now();
+        let (token_key, token) = self.tokens.verified(credentials.token(), now).await.map_err(refuse)?;
+        let proof = self.dpop.binding(&credentials, &token, original, now).map_err(refuse)?;
         let issuer = &self.state.issuers[token.issuer_index()].config().issuer;
         policy::check(routes, &token, issuer).map_err(refuse)?;
         let next_nonce = match proof {
             // After every other check, so a refused request never takes a replay slot.
-            Some(proof) => self.dpop.use_once(&proof, self.clock.now()).await.map_err(refuse)?,
+            Some(proof) => self.dpop.use_once(&proof, now).await.map_err(refuse)?,
             None => None,
         };
         let downstream =
