@@ -224,17 +224,15 @@ pub fn original_request(proxy: &ProxyConfig, check: &CheckRequest) -> Result<Ori
 /// The method-override headers, every occurrence and every comma-separated value: the
 /// client's own headers, which gateways pass to the check as they pass them upstream.
 fn add_header_overrides(request: &mut OriginalRequest, headers: &HeaderMap) -> Result<(), Reason> {
-    // Most requests carry none: one look over the names present (a comparison each) costs
-    // less than three lookups (each hashes its name).
-    if !headers.keys().any(|name| METHOD_OVERRIDE_HEADERS.contains(name)) {
-        return Ok(());
-    }
-    for name in &METHOD_OVERRIDE_HEADERS {
-        for value in headers.get_all(name) {
-            let text = value.to_str().map_err(|_| Reason::BadMethodOverride)?;
-            for item in text.split(',') {
-                request.add_override(item)?;
-            }
+    // One pass over the headers present (a name comparison each) rather than a lookup per
+    // override header (each hashes its name): most requests carry none.
+    for (name, value) in headers {
+        if !METHOD_OVERRIDE_HEADERS.contains(name) {
+            continue;
+        }
+        let text = value.to_str().map_err(|_| Reason::BadMethodOverride)?;
+        for item in text.split(',') {
+            request.add_override(item)?;
         }
     }
     Ok(())
