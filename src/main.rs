@@ -315,7 +315,8 @@ async fn health(path: Option<&std::path::Path>, ready: bool) -> ExitCode {
 /// then starts the development issuer, prints the tour and serves.
 async fn dev(listen: SocketAddr, issuer_port: u16, issuer_key: Option<&std::path::Path>) -> ExitCode {
     let fail = |message: &dyn std::fmt::Display| {
-        eprintln!("tollgate dev: {message}");
+        // A config error lists its problems one a line, the last with its newline.
+        eprintln!("tollgate dev: {}", message.to_string().trim_end());
         ExitCode::FAILURE
     };
     let main = match run::bind(listen).await {
